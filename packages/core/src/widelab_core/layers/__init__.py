@@ -1,0 +1,78 @@
+"""The layer algebra: networks as values (see DESIGN.md for the contract).
+
+Every layer is an immutable value with ``init(key, input_shape)`` and
+``apply(params, x, *, key=None, mask_constant=None)``. Names and keyword arguments
+follow Neural Tangents' ``stax``.
+"""
+
+from ._base import Layer, Shape, ShapeError, input_mask, is_multi, zero_masked
+from .combinators import (
+    FanInConcat,
+    FanInProd,
+    FanInSum,
+    FanOut,
+    Parallel,
+    Repeat,
+    Serial,
+    parallel,
+    repeat,
+    serial,
+)
+from .dense import Dense
+from .elementwise import (
+    ABRelu,
+    Abs,
+    Cos,
+    Elementwise,
+    ElementwiseLayer,
+    ElementwiseNumerical,
+    Erf,
+    Exp,
+    Gaussian,
+    Gelu,
+    LeakyRelu,
+    Relu,
+    Sigmoid_like,
+    Sign,
+    Sin,
+    Tanh,
+)
+from .structural import Flatten, Identity
+
+__all__ = [
+    "ABRelu",
+    "Abs",
+    "Cos",
+    "Dense",
+    "Elementwise",
+    "ElementwiseLayer",
+    "ElementwiseNumerical",
+    "Erf",
+    "Exp",
+    "FanInConcat",
+    "FanInProd",
+    "FanInSum",
+    "FanOut",
+    "Flatten",
+    "Gaussian",
+    "Gelu",
+    "Identity",
+    "Layer",
+    "LeakyRelu",
+    "Parallel",
+    "Relu",
+    "Repeat",
+    "Serial",
+    "Shape",
+    "ShapeError",
+    "Sigmoid_like",
+    "Sign",
+    "Sin",
+    "Tanh",
+    "input_mask",
+    "is_multi",
+    "parallel",
+    "repeat",
+    "serial",
+    "zero_masked",
+]

@@ -1,0 +1,4 @@
+"""widelab-games: Exposure games."""
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]
