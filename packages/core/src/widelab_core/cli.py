@@ -84,15 +84,18 @@ def run_report(args: argparse.Namespace, commands: list[Command]) -> int:
         t0 = time.perf_counter()
         print(f"[widelab] {cmd.name}: running ...", file=sys.stderr, flush=True)
         try:
-            section = cmd.report(ctx)
+            produced = cmd.report(ctx)
+            produced = list(produced) if isinstance(produced, list | tuple) else [produced]
         except Exception:
             failures += 1
             tb = traceback.format_exc()
             print(tb, file=sys.stderr)
-            section = ReportSection(title=f"{cmd.name} (failed)")
-            section.blocks.append(("text", "This section failed:\n" + tb))
-        section.metrics.setdefault("seconds", round(time.perf_counter() - t0, 2))
-        sections.append(section)
+            failed = ReportSection(title=f"{cmd.name} (failed)")
+            failed.text("This section failed:\n" + tb)
+            failed.summary.append("FAILED (see report)")
+            produced = [failed]
+        produced[0].metrics.setdefault("seconds", round(time.perf_counter() - t0, 2))
+        sections.extend(produced)
         print(
             f"[widelab] {cmd.name}: done in {time.perf_counter() - t0:.1f} s",
             file=sys.stderr,

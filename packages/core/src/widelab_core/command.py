@@ -132,7 +132,7 @@ class Command:
         help: one line for ``widelab --help``.
         configure: adds arguments (and sub-subcommands) to the subcommand's parser.
         run: executes the parsed arguments; returns an exit code.
-        report: the package's report hook, or None.
+        report: the package's report hook (returns one section or a list), or None.
         order: position of the section in the report (lower first).
     """
 

@@ -26,11 +26,12 @@ Shape = tuple[int, ...]
 Params = Any
 
 
-class ShapeError(ValueError):
-    """A layer received an input shape it cannot take.
+class LayerError(ValueError):
+    """A layer cannot run on what it was given (bad input, missing key, ...).
 
-    The message names the layer, its position in the network (``where``) and the
-    shapes involved. Combinators prepend their position as the error travels out.
+    The message names the layer, its position in the network (``where``) and what
+    was wrong. Combinators prepend their position as the error travels out, so a
+    message reads ``"Dense(out_dim=8, ...) at serial[2]: ..."``.
     """
 
     def __init__(self, layer: Layer | str, detail: str, where: str = ""):
@@ -43,10 +44,18 @@ class ShapeError(ValueError):
         loc = f" at {self.where}" if self.where else ""
         return f"{self.layer}{loc}: {self.detail}"
 
-    def at(self, position: str) -> ShapeError:
+    def at(self, position: str) -> LayerError:
         """Return the same error located one level further out (``position`` first)."""
         where = f"{position}/{self.where}" if self.where else position
-        return ShapeError(self.layer, self.detail, where)
+        return type(self)(self.layer, self.detail, where)
+
+
+class ShapeError(LayerError):
+    """A layer received an input shape it cannot take.
+
+    The message names the layer, its position in the network (``where``) and the
+    shapes involved. Combinators prepend their position as the error travels out.
+    """
 
 
 def is_multi(shape_or_x: Any) -> bool:

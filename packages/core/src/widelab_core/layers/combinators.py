@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._base import Layer, ShapeError, check_single, is_multi
+from ._base import Layer, LayerError, ShapeError, check_single, is_multi
 
 
 def _split(key, n):
@@ -28,7 +28,7 @@ class Serial(Layer):
         for i, (layer, k) in enumerate(zip(self.layers, _split(key, len(self.layers)))):
             try:
                 shape, p = layer.init(k, shape)
-            except ShapeError as e:
+            except LayerError as e:
                 raise e.at(f"serial[{i}]") from None
             params.append(p)
         return shape, tuple(params)
@@ -42,7 +42,7 @@ class Serial(Layer):
         for i, (layer, p, k) in enumerate(zip(self.layers, params, _split(key, len(self.layers)))):
             try:
                 x, mask = layer.apply_masked(p, x, mask, k)
-            except ShapeError as e:
+            except LayerError as e:
                 raise e.at(f"serial[{i}]") from None
         return x, mask
 
@@ -84,7 +84,7 @@ class Parallel(Layer):
         ):
             try:
                 out, p = layer.init(k, s)
-            except ShapeError as e:
+            except LayerError as e:
                 raise e.at(f"parallel[{i}]") from None
             shapes.append(out)
             params.append(p)
@@ -101,7 +101,7 @@ class Parallel(Layer):
         ):
             try:
                 y, m = layer.apply_masked(p, xi, mi, k)
-            except ShapeError as e:
+            except LayerError as e:
                 raise e.at(f"parallel[{i}]") from None
             ys.append(y)
             ms.append(m)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Build one package (or all) with --no-sources, install its wheel plus core's wheel into a
+# fresh venv, and run that package's tests against the installed wheel (not the sources).
+# Usage: scripts/isolated_install.sh [folder ...]   (default: every package)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+folders=("$@")
+if [ ${#folders[@]} -eq 0 ]; then
+  folders=(core $(ls packages | grep -v '^core$'))
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+uv build --quiet --no-sources --package widelab-core --out-dir "$work/dist" >/dev/null
+for folder in "${folders[@]}"; do
+  pkg="widelab-$folder"
+  echo "== isolated install: $pkg"
+  if [ "$folder" != core ]; then
+    uv build --quiet --no-sources --package "$pkg" --out-dir "$work/dist" >/dev/null
+  fi
+  venv="$work/venv-$folder"
+  uv venv --quiet -p 3.11 "$venv"
+  mod=$(echo "widelab_$folder" | tr '-' '_')
+  wheel=$(ls "$work"/dist/"$(echo "$pkg" | tr '-' '_')"-*.whl)
+  core_wheel=$(ls "$work"/dist/widelab_core-*.whl)
+  uv pip install --quiet --python "$venv" "$core_wheel" "$wheel" pytest
+  # Run the tests from a copy outside the source tree so the wheel, not src/, is imported.
+  cp -r "packages/$folder/tests" "$work/tests-$folder"
+  cp conftest.py "$work/tests-$folder/conftest.py"
+  (cd "$work/tests-$folder" && "$venv/bin/python" -c "import $mod, sys; assert 'site-packages' in $mod.__file__, $mod.__file__" \
+    && "$venv/bin/python" -m pytest -q -p no:cacheprovider --import-mode=importlib \
+       -W error -m "not slow" -o "markers=slow
+gpu
+integration" .)
+done
+echo "isolated install: ok (${folders[*]})"
