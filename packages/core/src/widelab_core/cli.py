@@ -141,6 +141,7 @@ def build_parser(commands: list[Command]) -> argparse.ArgumentParser:
         prog="widelab",
         description="widelab: infinite-width kernels, wide BNNs, two-stage recommenders, "
         "exposure games and knowledge-graph language models.",
+        epilog="installed packages: " + ", ".join(c.name for c in commands),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     rep = sub.add_parser("report", help="Run every installed package's headline study.")

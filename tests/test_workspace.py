@@ -1,0 +1,67 @@
+"""Workspace-level contracts: plug-ins, package layout, no sibling imports."""
+
+import ast
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from widelab_core import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = sorted(p.parent for p in (ROOT / "packages").glob("*/pyproject.toml"))
+EXPECTED = {"core", "kernels", "bayes", "recsys", "games", "lm-hallucination"}
+
+
+def _module(folder: Path) -> str:
+    return "widelab_" + folder.name.replace("-", "_")
+
+
+def test_all_members_present():
+    assert {p.name for p in PACKAGES} == EXPECTED
+
+
+def test_every_package_registers_a_command():
+    names = {c.name for c in cli.discover()}
+    assert {"core", "kernels", "bayes", "recsys", "games", "lm"} <= names
+
+
+@pytest.mark.parametrize("folder", PACKAGES, ids=lambda p: p.name)
+def test_package_layout(folder):
+    meta = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+    assert meta["name"] == f"widelab-{folder.name}"
+    src = folder / "src" / _module(folder)
+    for f in ("README.md", "CHANGELOG.md"):
+        assert (folder / f).is_file(), f
+    assert (src / "py.typed").is_file()
+    assert not (folder / "tests" / "__init__.py").exists()
+    assert meta["version"] in (folder / "CHANGELOG.md").read_text()
+    mod = __import__(_module(folder))
+    assert mod.__version__ == meta["version"]
+
+
+@pytest.mark.parametrize("folder", PACKAGES, ids=lambda p: p.name)
+def test_no_sibling_imports(folder):
+    own = _module(folder)
+    siblings = {_module(p) for p in PACKAGES} - {own, "widelab_core"}
+    for path in (folder / "src").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in siblings, f"{path} imports {name}"
+
+
+def test_widelab_help_runs_as_a_script():
+    out = subprocess.run(
+        [sys.executable, "-m", "widelab_core.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "report" in out
