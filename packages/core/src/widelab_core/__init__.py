@@ -1,7 +1,7 @@
 """widelab-core: the layer algebra, device utilities, dataset readers and the
 ``widelab`` command shared by every widelab package."""
 
-from . import layers
+from . import datasets, devices, layers
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "layers"]
+__all__ = ["__version__", "datasets", "devices", "layers"]

@@ -1,7 +1,156 @@
-"""The ``widelab lm`` command and report hook."""
+"""The ``widelab lm`` command (make-kg, train, evaluate, detect, self-train) and report hook."""
 
 from __future__ import annotations
 
-from widelab_core.command import Command
+import argparse
+import json
+import sys
+from pathlib import Path
 
-command = Command(name="lm", help="Language models trained on a knowledge graph.")
+from widelab_core.command import Command, ReportContext, ReportSection, atomic_write
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="lm_cmd", required=True)
+    p = sub.add_parser("make-kg", help="draw a synthetic knowledge graph, write TSV")
+    p.add_argument("--entities", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--homonyms", type=float, default=0.0, help="share of persons renamed")
+    p.add_argument("--rules", type=float, default=0.0, help="share of symmetric facts derived")
+    p.add_argument("--out", required=True, help="output .tsv file")
+
+    p = sub.add_parser("train", help="train an LM on a KG (resumes from --out)")
+    p.add_argument("--kg", help="TSV or .nt triples file (default: synthetic)")
+    p.add_argument("--entities", type=int, default=200)
+    p.add_argument("--unseen-fraction", type=float, default=0.1)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--out", required=True, help="run folder")
+
+    p = sub.add_parser("evaluate", help="hallucination rates of a trained run")
+    p.add_argument("--run", required=True)
+    p.add_argument("--sampled", action="store_true", help="sample instead of greedy")
+    p.add_argument("--samples", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("detect", help="train and score a hallucination detector")
+    p.add_argument("--run", required=True)
+    p.add_argument("--task", choices=["sentence", "token"], default="sentence")
+    p.add_argument("--mode", choices=["frozen", "finetune", "scratch"], default="frozen")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--samples", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("self-train", help="ReST-EM with the KG as verifier")
+    p.add_argument("--run", required=True)
+    p.add_argument("--iterations", type=int, default=3)
+    p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--cap", type=int, default=2)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return _dispatch(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"widelab lm {args.lm_cmd}: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    import jax
+
+    from .corpus import FactStream, Tokenizer, encode_kg
+    from .hallucination import generate, hallucination_rate
+    from .kg import make_kg, split_kg
+    from .model import LMConfig, param_counts
+    from .runs import kg_from_file_or_synthetic, load_run, save_run
+    from .train import TrainConfig, train
+
+    if args.lm_cmd == "make-kg":
+        kg = make_kg(args.entities, seed=args.seed, homonym_share=args.homonyms,
+                     rule_share=args.rules)
+        atomic_write(Path(args.out), kg.to_tsv())
+        print(f"wrote {len(kg)} triples, {len(kg.queries())} queries to {args.out}")
+        return 0
+    if args.lm_cmd == "train":
+        kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed)
+        split = split_kg(kg, args.unseen_fraction, seed=args.seed)
+        tok = Tokenizer.fit(kg.triples)
+        cfg = LMConfig(tok.vocab_size, args.d_model, args.layers, args.heads, args.seq_len)
+        tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed, checkpoint_every=args.checkpoint_every)
+        out = Path(args.out)
+        if args.no_resume or not (out / "run.json").exists():
+            save_run(out, cfg, tc, tok, split)
+        stream = FactStream(encode_kg(tok, split.train), cfg.seq_len, tc.batch_size, tc.seed)
+        print(f"{len(split.train)} training facts; {param_counts(cfg)['non_embedding']} "
+              "non-embedding parameters")
+        res = train(cfg, tc, stream, run_dir=out, resume=not args.no_resume,
+                    progress=sys.stderr.isatty())
+        last = res.losses[-1] if res.losses else float("nan")
+        print(f"step {res.state.step}: loss {last:.4f}, {res.tokens_per_s:.0f} tokens/s, "
+              f"MFU {res.mfu:.2%}")
+        return 0
+    run = load_run(args.run)
+    key = jax.random.key(args.seed)
+    if args.lm_cmd == "evaluate":
+        out = {}
+        for name, qs in (("seen", run.split.seen), ("unseen", run.split.unseen)):
+            if qs:
+                est, _ = hallucination_rate(
+                    run.cfg, run.params, run.tok, run.split.full, list(qs),
+                    greedy=not args.sampled, n_samples=args.samples if args.sampled else 1,
+                    temperature=args.temperature, key=key,
+                )
+                out[name] = est.as_dict()
+        print(json.dumps(out, indent=2))
+        return 0
+    if args.lm_cmd == "detect":
+        from .detectors import DetectorConfig, evaluate_detector, split_generations, train_detector
+
+        gen = generate(run.cfg, run.params, run.tok, list(run.split.seen), greedy=False,
+                       n_samples=args.samples, key=key)
+        tr, te = split_generations(gen, seed=args.seed)
+        dcfg = DetectorConfig(task=args.task, mode=args.mode, width=args.width, steps=args.steps)
+        det = train_detector(dcfg, run.cfg, run.params, run.split.full, tr, key=key)
+        print(json.dumps(evaluate_detector(det, run.split.full, te).__dict__, indent=2))
+        return 0
+    if args.lm_cmd == "self-train":
+        from .selftrain import RestConfig, rest_em
+
+        rc = RestConfig(iterations=args.iterations, samples_per_query=args.samples,
+                        cap_per_query=args.cap,
+                        finetune=TrainConfig(steps=args.steps, lr=1e-3, warmup=10,
+                                             batch_size=run.tc.batch_size))
+        hist, _ = rest_em(run.cfg, run.params, run.tok, run.split, rc, key=key)
+        print(json.dumps(hist, indent=2))
+        return 0
+    raise ValueError(f"unknown subcommand {args.lm_cmd!r}")  # pragma: no cover
+
+
+def _report(ctx: ReportContext) -> ReportSection:
+    from .report import lm_report
+
+    return lm_report(ctx)
+
+
+command = Command(
+    name="lm",
+    help="Language models trained on a knowledge graph: hallucination rates, detectors.",
+    configure=_configure,
+    run=_run,
+    report=_report,
+    order=60,
+)

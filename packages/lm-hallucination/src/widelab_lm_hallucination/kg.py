@@ -192,7 +192,7 @@ def make_kg(
     types: dict[str, float] | None = None,
     degree_exponent: float = 1.2,
     popularity_exponent: float = 1.0,
-    max_multi: int = 3,
+    max_multi: int = 6,
     homonym_share: float = 0.0,
     rule_share: float = 0.0,
 ) -> KnowledgeGraph:
@@ -200,7 +200,7 @@ def make_kg(
 
     Each subject gets an activity ``a ~ Pareto(degree_exponent)`` (long-tailed degrees);
     it takes each relation of its type with probability ``min(1, 0.5 * a)``, a
-    multi-valued relation with ``1 + Geometric`` objects (at most ``max_multi``).
+    multi-valued relation with ``1 + Poisson(a)`` objects (at most ``max_multi``).
     Objects are drawn with Zipf weights ``1 / rank ** popularity_exponent`` over the
     entities of the relation's range type (long-tailed popularity). Persons have
     two-word names, everything else one word.
@@ -264,7 +264,7 @@ def make_kg(
                     continue
                 k = 1
                 if rel.multi:
-                    k = min(max_multi, int(rng.geometric(0.5)) + int(activity > 2))
+                    k = min(max_multi, 1 + int(rng.poisson(activity)))
                 w = weights[rel.range]
                 objs = rng.choice(len(w), size=min(k, len(w)), replace=False, p=w)
                 for j in objs:

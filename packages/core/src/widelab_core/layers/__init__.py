@@ -5,7 +5,8 @@ Every layer is an immutable value with ``init(key, input_shape)`` and
 follow Neural Tangents' ``stax``.
 """
 
-from ._base import Layer, Shape, ShapeError, input_mask, is_multi, zero_masked
+from ._base import Layer, LayerError, Shape, ShapeError, input_mask, is_multi, zero_masked
+from .attention import GlobalSelfAttention
 from .combinators import (
     FanInConcat,
     FanInProd,
@@ -18,6 +19,7 @@ from .combinators import (
     repeat,
     serial,
 )
+from .conv import Conv
 from .dense import Dense
 from .elementwise import (
     ABRelu,
@@ -37,13 +39,18 @@ from .elementwise import (
     Sin,
     Tanh,
 )
+from .normalization import Dropout, LayerNorm
+from .pooling import AvgPool, GlobalAvgPool, GlobalSumPool, SumPool
 from .structural import Flatten, Identity
 
 __all__ = [
     "ABRelu",
     "Abs",
+    "AvgPool",
+    "Conv",
     "Cos",
     "Dense",
+    "Dropout",
     "Elementwise",
     "ElementwiseLayer",
     "ElementwiseNumerical",
@@ -56,8 +63,13 @@ __all__ = [
     "Flatten",
     "Gaussian",
     "Gelu",
+    "GlobalAvgPool",
+    "GlobalSelfAttention",
+    "GlobalSumPool",
     "Identity",
     "Layer",
+    "LayerError",
+    "LayerNorm",
     "LeakyRelu",
     "Parallel",
     "Relu",
@@ -68,6 +80,7 @@ __all__ = [
     "Sigmoid_like",
     "Sign",
     "Sin",
+    "SumPool",
     "Tanh",
     "input_mask",
     "is_multi",

@@ -239,7 +239,10 @@ class Repeat(Layer):
 
     def init(self, key, input_shape):
         shape = check_single(self, input_shape)
-        out, _ = self.layer.init(key, shape)
+        try:
+            out = self.layer.output_shape(shape)
+        except LayerError as e:
+            raise e.at("repeat") from None
         if tuple(out) != shape:
             raise ShapeError(
                 self,
@@ -256,7 +259,10 @@ class Repeat(Layer):
         def body(carry, inp):
             xc, mc = carry
             p, k = inp
-            y, m = self.layer.apply_masked(p, xc, mc, k)
+            try:
+                y, m = self.layer.apply_masked(p, xc, mc, k)
+            except LayerError as e:
+                raise e.at("repeat") from None
             return (y, m), None
 
         (y, m), _ = jax.lax.scan(body, (x, mask), (params, keys), length=self.n)

@@ -20,6 +20,7 @@ from ._spatial import (
 )
 from .dense import (
     Parameterization,
+    add_bias,
     bias_scale,
     check_parameterization,
     draw_bias,
@@ -140,6 +141,6 @@ class Conv(Layer):
         fan_in = W.shape[-2] * math.prod(self.filter_shape)
         y = y * weight_scale(self.W_std, fan_in, self.parameterization)
         if "b" in params:
-            y = y + params["b"] * bias_scale(self.b_std, self.parameterization)
+            y = add_bias(y, params["b"], bias_scale(self.b_std, self.parameterization))
         return y, window_mask(mask, self.filter_shape, strides, self.padding)
 

@@ -50,6 +50,13 @@ def bias_scale(b_std, parameterization):
     return b_std if parameterization == "ntk" else 1.0
 
 
+def add_bias(y, b, scale):
+    """``y + scale * b`` with the per-channel bias ``b`` broadcast explicitly over the
+    leading axes of ``y`` (rank promotion is an error in this workspace)."""
+    b = jnp.reshape(b.astype(y.dtype), (1,) * (y.ndim - 1) + (b.shape[-1],))
+    return y + b * scale
+
+
 @dataclasses.dataclass(frozen=True)
 class Dense(Layer):
     """Fully connected layer acting on the last (channel) axis.
@@ -103,5 +110,5 @@ class Dense(Layer):
             )
         y = (x @ W) * weight_scale(self.W_std, W.shape[0], self.parameterization)
         if "b" in params:
-            y = y + params["b"] * bias_scale(self.b_std, self.parameterization)
+            y = add_bias(y, params["b"], bias_scale(self.b_std, self.parameterization))
         return y, mask

@@ -1,0 +1,231 @@
+"""Studies shared by the report, the ``widelab bayes`` command and the benchmark.
+
+* :func:`ess_vs_width`: function-space ESS per gradient and per second of repriorised
+  generalised HMC against sampling the plain parameterization (GHMC or blackjax NUTS)
+  on one-hidden-layer ReLU regression, across widths (Hron et al. 2022, Fig. 3).
+* :func:`mmd_vs_width`: MMD^2 between prior function samples of finite ReLU networks
+  and their NNGP limit, across widths and depths (Matthews et al. 2018, Fig. 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from widelab_core import layers as L
+
+from .diagnostics import function_space_ess, random_projections
+from .mmd import mmd2_to_gp, network_prior_samples, relu_nngp
+from .model import BNN
+from .repriorise import Repriorised
+from .samplers import SampleResult, flat_logdensity, sample_blackjax, sample_ghmc
+
+W_STD, B_STD = 1.5, 0.1
+
+
+def toy_regression(n: int, seed: int = 0, noise_std: float = 0.1):
+    """1-D regression data ``y = sin(3x) + x/2 + noise`` on ``[-2, 2]`` and 25 test inputs."""
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(-2, 2, size=(n, 1)), axis=0)
+    y = np.sin(3 * x) + 0.5 * x + noise_std * rng.normal(size=(n, 1))
+    x_test = np.linspace(-2.5, 2.5, 25)[:, None]
+    return x, y, x_test
+
+
+def mlp(width: int, depth: int = 1, out_dim: int = 1) -> L.Layer:
+    """``depth`` hidden ReLU layers of ``width`` units and a Dense readout (NTK param)."""
+    layers = []
+    for _ in range(depth):
+        layers += [L.Dense(width, W_std=W_STD, b_std=B_STD), L.Relu()]
+    return L.serial(*layers, L.Dense(out_dim, W_std=W_STD, b_std=B_STD))
+
+
+@dataclasses.dataclass
+class Run:
+    """One sampler run on one posterior, summarised in function space."""
+
+    method: str
+    width: int
+    ess: float
+    ess_per_gradient: float
+    ess_per_second: float
+    result: SampleResult
+
+    def row(self) -> list:
+        """Table row: method, width, ESS, ESS/grad, ESS/s, acceptance, divergences, ..."""
+        r = self.result
+        fs = function_space_ess(r.projections)
+        return [
+            self.method,
+            self.width,
+            round(self.ess, 1),
+            self.ess_per_gradient,
+            self.ess_per_second,
+            round(r.acceptance_rate, 3),
+            r.divergences,
+            r.nonfinite,
+            round(fs["max_rhat"], 3),
+            round(r.seconds, 2),
+        ]
+
+
+HEADER = [
+    "method",
+    "width",
+    "ESS",
+    "ESS/grad",
+    "ESS/s",
+    "accept",
+    "diverg.",
+    "non-finite",
+    "max R-hat",
+    "seconds",
+]
+
+
+def _summarise(method, width, res: SampleResult) -> Run:
+    ess = function_space_ess(res.projections)["median_bulk"]
+    chains = res.projections.shape[0]
+    grads = chains * res.gradients_per_chain
+    return Run(method, width, ess, ess / grads, ess / res.seconds, res)
+
+
+def sample_bnn(
+    key: jax.Array,
+    width: int,
+    method: str,
+    *,
+    n_data: int = 100,
+    noise_std: float = 0.1,
+    chains: int = 4,
+    num_warmup: int = 300,
+    num_samples: int = 500,
+    num_projections: int = 8,
+    persistence: float = 0.9,
+    seed: int = 0,
+) -> Run:
+    """Sample one toy BNN posterior with one method and summarise in function space.
+
+    Args:
+        key: a ``jax.random`` key.
+        width: hidden width of the one-hidden-layer ReLU network.
+        method: ``"repriorised-ghmc"``, ``"plain-ghmc"`` or ``"plain-nuts"``.
+        n_data: number of regression points.
+        noise_std: likelihood noise.
+        chains: chains run together with vmap.
+        num_warmup: warm-up (adaptation) transitions.
+        num_samples: stored transitions per chain.
+        num_projections: fixed random projections of the 25 test predictions.
+        persistence: GHMC momentum persistence.
+        seed: data seed.
+
+    Returns:
+        A :class:`Run`.
+
+    Raises:
+        ValueError: unknown method.
+    """
+    if method not in ("repriorised-ghmc", "plain-ghmc", "plain-nuts"):
+        raise ValueError(f"unknown method {method!r}")
+    x, y, x_test = toy_regression(n_data, seed, noise_std)
+    model = BNN(mlp(width), x, y, noise_std=noise_std)
+    dtype = model.y.dtype
+    P = jnp.asarray(random_projections(seed + 1, x_test.shape[0], num_projections), dtype)
+    xt = jnp.asarray(x_test, dtype)
+    k_init, k_run = jax.random.split(key)
+    init_keys = jax.random.split(k_init, chains)
+    if method.startswith("repriorised"):
+        rep = Repriorised(model)
+        ld, ravel, unravel = flat_logdensity(rep.log_density, rep.init(init_keys[0]))
+        init = jnp.stack([ravel(rep.init(k)) for k in init_keys])
+        project = lambda v: rep.predict(unravel(v), xt)[:, 0] @ P
+    else:
+        ld, ravel, unravel = flat_logdensity(model.log_density, model.init(init_keys[0]))
+        init = jnp.stack([ravel(model.init(k)) for k in init_keys])
+        project = lambda v: model.apply(unravel(v), xt)[:, 0] @ P
+    if method.endswith("nuts"):
+        res = sample_blackjax(
+            k_run, ld, init, num_warmup=num_warmup, num_samples=num_samples, project=project
+        )
+    else:
+        res = sample_ghmc(
+            k_run,
+            ld,
+            init,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            project=project,
+            persistence=persistence,
+        )
+    return _summarise(method, width, res)
+
+
+def ess_vs_width(
+    key: jax.Array,
+    widths: Sequence[int],
+    methods: Sequence[str] = ("repriorised-ghmc", "plain-ghmc"),
+    progress=None,
+    **kwargs,
+) -> list[Run]:
+    """:func:`sample_bnn` for every method and width (same data, same projections).
+
+    Args:
+        key: a ``jax.random`` key (each run gets its own sub-key).
+        widths: hidden widths.
+        methods: methods of :func:`sample_bnn`.
+        progress: optional wrapper for progress bars (e.g. ``ctx.bar``).
+        **kwargs: passed to :func:`sample_bnn`.
+
+    Returns:
+        One :class:`Run` per (method, width).
+    """
+    jobs = [(m, w) for w in widths for m in methods]
+    keys = jax.random.split(key, len(jobs))
+    it = zip(jobs, keys)
+    if progress is not None:
+        it = progress(list(it), desc="bayes: ESS vs width")
+    return [sample_bnn(k, w, m, **kwargs) for (m, w), k in it]
+
+
+def mmd_vs_width(
+    key: jax.Array,
+    widths: Sequence[int],
+    depths: Sequence[int] = (1, 2, 3),
+    *,
+    n_inputs: int = 4,
+    num_samples: int = 200,
+    progress=None,
+) -> list[tuple[int, int, float]]:
+    """MMD^2 between prior draws of finite ReLU MLPs and their NNGP (Matthews et al. 2018).
+
+    Args:
+        key: a ``jax.random`` key.
+        widths: hidden widths.
+        depths: numbers of hidden layers.
+        n_inputs: number of inputs the functions are evaluated at.
+        num_samples: network draws (and as many GP draws) per estimate.
+        progress: optional progress-bar wrapper.
+
+    Returns:
+        ``(depth, width, mmd2)`` triples; per depth the RBF lengthscale is the median
+        heuristic of the first width's estimate, then kept fixed across widths.
+    """
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(n_inputs, 2)), jnp.zeros(()).dtype)
+    jobs = [(d, w) for d in depths for w in widths]
+    keys = jax.random.split(key, len(jobs))
+    it = list(zip(jobs, keys))
+    if progress is not None:
+        it = progress(it, desc="bayes: MMD vs width")
+    out = []
+    lengthscales = {}
+    for (d, w), k in it:
+        k1, k2 = jax.random.split(k)
+        cov = relu_nngp(x, d, W_STD, B_STD)
+        f = network_prior_samples(k1, mlp(w, d), x, num_samples)
+        mmd2, ls = mmd2_to_gp(k2, f, cov, lengthscale=lengthscales.get(d))
+        lengthscales.setdefault(d, ls)
+        out.append((d, w, mmd2))
+    return out

@@ -1,0 +1,120 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from widelab_core import layers as L
+from widelab_core.testing import float64
+
+from widelab_bayes.diagnostics import ess_bulk
+from widelab_bayes.model import BNN
+from widelab_bayes.repriorise import Repriorised
+from widelab_bayes.samplers import flat_logdensity, sample_blackjax, sample_ghmc
+
+MU = jnp.array([1.0, -1.0, 0.0, 2.0])
+SD = jnp.array([1.0, 2.0, 0.5, 3.0])
+
+
+def _gauss(v):
+    return -0.5 * jnp.sum(jnp.square((v - MU) / SD))
+
+
+def _check_moments(res):
+    """Mean and variance within 4 standard errors, the SE from the measured ESS."""
+    x = res.projections  # identity projection: (chains, draws, 4)
+    ess = ess_bulk(x)
+    ess_sq = ess_bulk((x - np.asarray(MU)) ** 2)
+    mean = x.mean(axis=(0, 1))
+    var = ((x - np.asarray(MU)) ** 2).mean(axis=(0, 1))
+    sd = np.asarray(SD)
+    assert np.all(np.abs(mean - np.asarray(MU)) < 4 * sd / np.sqrt(ess)), (mean, ess)
+    # Var[(x - mu)^2] = 2 sd^4 for a Gaussian
+    assert np.all(np.abs(var - sd**2) < 4 * np.sqrt(2) * sd**2 / np.sqrt(ess_sq)), (var, ess_sq)
+    # running moments agree with the stored draws
+    np.testing.assert_allclose(res.mean.mean(0), mean, rtol=1e-4, atol=1e-4)
+
+
+def test_ghmc_recovers_gaussian_moments():
+    init = jax.random.normal(jax.random.key(0), (8, 4)) * 3.0
+    res = sample_ghmc(
+        jax.random.key(1), _gauss, init, num_warmup=300, num_samples=1500, project=lambda v: v
+    )
+    assert 0.8 < res.acceptance_rate < 0.98
+    assert res.divergences == 0 and res.nonfinite == 0
+    assert res.gradients_per_chain == 1500
+    _check_moments(res)
+
+
+@pytest.mark.slow
+def test_blackjax_nuts_recovers_gaussian_moments():
+    init = jax.random.normal(jax.random.key(2), (4, 4))
+    res = sample_blackjax(
+        jax.random.key(3), _gauss, init, num_warmup=200, num_samples=400, project=lambda v: v
+    )
+    assert res.gradients_per_chain > 400  # NUTS uses several leapfrog steps per draw
+    _check_moments(res)
+
+
+def test_nonfinite_and_divergent_proposals_are_counted_not_taken():
+    def wall(v):  # density is -inf for v[0] > 1
+        return jnp.where(v[0] > 1.0, -jnp.inf, -0.5 * jnp.sum(v * v))
+
+    res = sample_ghmc(
+        jax.random.key(4),
+        wall,
+        jnp.zeros((4, 2)),
+        num_warmup=0,
+        num_samples=400,
+        step_size=0.8,
+        adapt_step_size=False,
+        project=lambda v: v,
+    )
+    assert res.nonfinite > 0
+    assert np.all(res.projections[..., 0] <= 1.0)
+
+    steep = lambda v: -0.5 * 1e4 * jnp.sum(v * v)
+    res = sample_ghmc(
+        jax.random.key(5), steep, jnp.full((2, 2), 0.01), num_warmup=0, num_samples=50,
+        step_size=1.0, adapt_step_size=False,
+    )
+    assert res.divergences > 0
+
+
+def test_repriorised_phi_is_standard_normal_under_the_posterior():
+    """Hron et al. 2022: a-posteriori phi ~ N(0, I) exactly, at any width (float64 run)."""
+    with float64():
+        x = jnp.linspace(-1, 1, 6)[:, None]
+        net = L.serial(L.Dense(8, W_std=1.5, b_std=0.2), L.Relu(), L.Dense(1, W_std=1.5, b_std=0.2))
+        rep = Repriorised(BNN(net, x, jnp.sin(3 * x), noise_std=0.2))
+        p0 = rep.init(jax.random.key(6))
+        ld, ravel, unravel = flat_logdensity(rep.log_density, p0)
+        init = jnp.stack([ravel(rep.init(k)) for k in jax.random.split(jax.random.key(7), 4)])
+        n_phi = p0["phi"].size
+        res = sample_ghmc(
+            jax.random.key(8), ld, init, num_warmup=200, num_samples=1000,
+            project=lambda v: v[-n_phi:],
+        )
+        assert res.projections.dtype == np.float64
+        phi = res.projections
+        ess = ess_bulk(phi)
+        assert np.all(np.abs(phi.mean(axis=(0, 1))) < 4 / np.sqrt(ess))
+        ess_sq = ess_bulk(phi**2)
+        assert np.all(np.abs((phi**2).mean(axis=(0, 1)) - 1) < 4 * np.sqrt(2 / ess_sq))
+
+
+def test_bad_sampler_input():
+    with pytest.raises(ValueError, match=r"shape \(chains, D\)"):
+        sample_ghmc(jax.random.key(0), _gauss, jnp.zeros(4), num_warmup=1, num_samples=1)
+    with pytest.raises(ValueError, match="non-finite"):
+        sample_ghmc(
+            jax.random.key(0), _gauss, jnp.full((2, 4), jnp.nan), num_warmup=1, num_samples=1
+        )
+    with pytest.raises(ValueError, match="persistence"):
+        sample_ghmc(
+            jax.random.key(0), _gauss, jnp.zeros((2, 4)), num_warmup=1, num_samples=1,
+            persistence=1.0,
+        )
+    with pytest.raises(ValueError, match="algorithm"):
+        sample_blackjax(
+            jax.random.key(0), _gauss, jnp.zeros((2, 4)), num_warmup=1, num_samples=1,
+            algorithm="mala",
+        )

@@ -1,0 +1,353 @@
+"""Readers for the MovieLens-100K and MovieLens-1M file formats (GroupLens).
+
+Nothing is downloaded: point the readers at an unpacked copy of ``ml-100k`` or ``ml-1m``.
+Format references: the ``README`` shipped with each archive (F. M. Harper and J. A.
+Konstan, "The MovieLens Datasets: History and Context", ACM TiiS 5(4), 2015).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._base import (
+    Indexer,
+    InteractionData,
+    column,
+    csr_from_entries,
+    find_file,
+    int_array,
+    malformed,
+    read_lines,
+    split,
+    to_float,
+    to_int,
+)
+
+__all__ = ["read_movielens", "read_movielens_100k", "read_movielens_1m"]
+
+#: Genre flag order of ML-100K's ``u.item`` (also listed in its ``u.genre``).
+GENRES_100K = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+#: The 18 genres of ML-1M's ``movies.dat`` (ML-100K's list without "unknown").
+GENRES_1M = GENRES_100K[1:]
+
+
+def _ratings_fast(path: Path, sep: str):
+    """Vectorised parse of a clean ratings file, or ``None`` to defer to the line parser.
+
+    Accepts exactly what the line parser accepts, without blank lines or carriage
+    returns: every line has 3 separators and fields that ``int`` / ``float`` parse.
+    """
+    raw = path.read_bytes()
+    if not raw or b"\r" in raw or raw.startswith(b"\n") or b"\n\n" in raw:
+        return None
+    if not raw.endswith(b"\n"):
+        raw += b"\n"
+    sep_b = sep.encode()
+    n_lines = raw.count(b"\n")
+    arr = np.frombuffer(raw, np.uint8)
+    is_sep = arr == sep_b[0]
+    if len(sep_b) == 2:
+        is_sep = is_sep[:-1] & (arr[1:] == sep_b[1])
+    line_of_sep = np.searchsorted(np.flatnonzero(arr == 10), np.flatnonzero(is_sep))
+    if not (np.bincount(line_of_sep, minlength=n_lines) == 3).all():
+        return None
+    tokens = np.array(raw.replace(sep_b, b"\n").split(b"\n")[:-1])
+    if len(tokens) != 4 * n_lines:
+        return None
+    try:
+        u, i, t = (tokens[k::4].astype(np.int64) for k in (0, 1, 3))
+        r = tokens[2::4].astype(np.float64)
+    except (ValueError, OverflowError):
+        return None
+    if not np.isfinite(r).all():
+        return None
+    return u, i, r, t, np.arange(1, n_lines + 1)
+
+
+def _ratings(path: Path, sep: str, users: Indexer, items: Indexer):
+    """Parse ``user sep item sep rating sep timestamp`` lines; duplicates are errors."""
+    fast = _ratings_fast(path, sep)
+    if fast is not None:
+        u, i, r, t, linenos = fast
+        out = []
+        for raw_ids, index in ((u, users), (i, items)):
+            uniq, inverse = np.unique(raw_ids, return_inverse=True)
+            codes = np.array([index(x) for x in uniq.tolist()], np.int64)
+            out.append(codes[inverse] if len(uniq) else np.zeros(0, np.int64))
+        return out[0], out[1], r, t, linenos
+    return _ratings_slow(path, sep, users, items)
+
+
+def _ratings_slow(path: Path, sep: str, users: Indexer, items: Indexer):
+    """Line-by-line parse; malformed lines raise naming file and line."""
+    rows, cols, stamps, linenos = int_array(), int_array(), int_array(), int_array()
+    values = []
+    for lineno, line in read_lines(path, "latin-1"):
+        linenos.append(lineno)
+        u, i, r, t = split(path, lineno, line, sep, 4, "user, item, rating, timestamp")
+        rows.append(users(to_int(path, lineno, u, "user id", line)))
+        cols.append(items(to_int(path, lineno, i, "item id", line)))
+        values.append(to_float(path, lineno, r, "rating", line))
+        stamps.append(to_int(path, lineno, t, "timestamp", line))
+    arrays = (rows, cols, values, stamps, linenos)
+    return tuple(np.asarray(a, dtype=float if a is values else np.int64) for a in arrays)
+
+
+def _assemble(path, users, items, rows, cols, ratings, stamps, linenos):
+    user_ids, user_rank = users.finish()
+    item_ids, item_rank = items.finish()
+    rows, cols = user_rank[rows], item_rank[cols]
+    shape = (len(user_ids), len(item_ids))
+    key = rows * max(shape[1], 1) + cols
+    uniq, counts = np.unique(key, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1][0]
+        first, second = np.flatnonzero(key == dup)[:2]
+        raise ValueError(
+            f"{path}, line {linenos[second]}: user {user_ids[rows[first]]} rated item "
+            f"{item_ids[cols[first]]} again (first on line {linenos[first]}); MovieLens "
+            "has one rating per (user, item) pair"
+        )
+    matrix = csr_from_entries(rows, cols, ratings, shape, np.float32)
+    timestamps = csr_from_entries(rows, cols, stamps, shape, np.int64)
+    return user_ids, user_rank, item_ids, item_rank, matrix, timestamps
+
+
+def _unique_line(seen: dict, path: Path, lineno: int, raw, what: str, line: str) -> None:
+    if raw in seen:
+        raise malformed(
+            path, lineno, f"{what} {raw} listed again (first on line {seen[raw]})", line
+        )
+    seen[raw] = lineno
+
+
+def read_movielens_100k(path: str | os.PathLike) -> InteractionData:
+    """Read MovieLens-100K (``ml-100k``): ``u.data``, and ``u.user`` / ``u.item`` if present.
+
+    ``u.data`` lines are ``user \\t item \\t rating \\t timestamp``; ``u.user`` lines
+    ``id|age|gender|occupation|zip``; ``u.item`` lines (latin-1) ``id|title|release
+    date|video release date|IMDb URL|`` followed by 19 genre flags (names from
+    ``u.genre`` when present). Users and items listed only in ``u.user`` / ``u.item``
+    get empty rows / columns. A (user, item) pair rated twice is an error.
+
+    Args:
+        path: the ``ml-100k`` folder, or its ``u.data`` file.
+
+    Returns:
+        :class:`InteractionData` with ratings 1-5, timestamps, user attributes ``age``
+        (int, -1 if unknown), ``gender`` ("M"/"F"), ``occupation``, ``zip`` and item
+        attributes ``title``, ``release_date``, ``video_release_date``, ``imdb_url``,
+        ``genres`` (bool, ``(n_items, 19)``; names in ``meta["genre_names"]``).
+
+    Raises:
+        FileNotFoundError: no ``u.data`` at ``path``.
+        ValueError: a malformed line (the message names file and line) or a duplicate.
+    """
+    folder = find_file(path, ("u.data",), "MovieLens-100K")
+    users, items = Indexer(), Indexer()
+    rows, cols, ratings, stamps, linenos = _ratings(folder / "u.data", "\t", users, items)
+
+    genre_names = list(GENRES_100K)
+    if (folder / "u.genre").is_file():
+        genre_path = folder / "u.genre"
+        named = {}
+        for lineno, line in read_lines(genre_path, "latin-1"):
+            name, idx = split(genre_path, lineno, line, "|", 2, "name, index")
+            named[to_int(genre_path, lineno, idx, "genre index", line)] = name
+        genre_names = [named[k] for k in sorted(named)]
+
+    u_codes, u_cols, seen = [], {k: [] for k in ("age", "gender", "occupation", "zip")}, {}
+    if (folder / "u.user").is_file():
+        p = folder / "u.user"
+        for lineno, line in read_lines(p, "latin-1"):
+            uid, age, gender, occ, zipc = split(
+                p, lineno, line, "|", 5, "id, age, gender, occupation, zip"
+            )
+            raw = to_int(p, lineno, uid, "user id", line)
+            _unique_line(seen, p, lineno, raw, "user", line)
+            u_codes.append(users(raw))
+            u_cols["age"].append(to_int(p, lineno, age, "age", line))
+            u_cols["gender"].append(gender.upper())
+            u_cols["occupation"].append(occ)
+            u_cols["zip"].append(zipc)
+
+    i_codes, seen = [], {}
+    i_cols = {k: [] for k in ("title", "release_date", "video_release_date", "imdb_url")}
+    genres = []
+    if (folder / "u.item").is_file():
+        p = folder / "u.item"
+        n_fields = 5 + len(genre_names)
+        for lineno, line in read_lines(p, "latin-1"):
+            f = split(p, lineno, line, "|", n_fields, "id, title, dates, URL, genre flags")
+            raw = to_int(p, lineno, f[0], "item id", line)
+            _unique_line(seen, p, lineno, raw, "item", line)
+            if any(flag not in ("0", "1") for flag in f[5:]):
+                raise malformed(p, lineno, "genre flags must be 0 or 1", line)
+            i_codes.append(items(raw))
+            for key, value in zip(i_cols, f[1:5]):
+                i_cols[key].append(value)
+            genres.append([flag == "1" for flag in f[5:]])
+
+    user_ids, u_rank, item_ids, i_rank, matrix, timestamps = _assemble(
+        folder / "u.data", users, items, rows, cols, ratings, stamps, linenos
+    )
+    nu, ni = len(user_ids), len(item_ids)
+    u_at = u_rank[np.asarray(u_codes, np.int64)]
+    i_at = i_rank[np.asarray(i_codes, np.int64)]
+    user_attributes = {
+        "age": column(nu, u_at, u_cols["age"], -1),
+        "gender": column(nu, u_at, u_cols["gender"], ""),
+        "occupation": column(nu, u_at, u_cols["occupation"], ""),
+        "zip": column(nu, u_at, u_cols["zip"], ""),
+    }
+    item_attributes = {k: column(ni, i_at, v, "") for k, v in i_cols.items()}
+    genre_values = np.asarray(genres, bool).reshape(-1, len(genre_names))
+    item_attributes["genres"] = column(ni, i_at, genre_values, False)
+    return InteractionData(
+        matrix,
+        user_ids,
+        item_ids,
+        user_attributes,
+        item_attributes,
+        timestamps,
+        {"source": f"MovieLens-100K ({folder})", "genre_names": genre_names},
+    )
+
+
+def read_movielens_1m(path: str | os.PathLike) -> InteractionData:
+    """Read MovieLens-1M (``ml-1m``): ``ratings.dat``, and ``users.dat`` / ``movies.dat``.
+
+    All files are ``::``-separated and latin-1: ``UserID::MovieID::Rating::Timestamp``,
+    ``UserID::Gender::Age::Occupation::Zip-code`` (age and occupation are the integer
+    codes of the ML-1M README) and ``MovieID::Title::Genres`` with ``|``-separated
+    genres. A (user, item) pair rated twice is an error.
+
+    Args:
+        path: the ``ml-1m`` folder, or its ``ratings.dat`` file.
+
+    Returns:
+        :class:`InteractionData` with ratings 1-5, timestamps, user attributes
+        ``gender`` ("M"/"F"), ``age`` (code), ``occupation`` (code), ``zip`` and item
+        attributes ``title`` and ``genres`` (bool ``(n_items, n_genres)``; names in
+        ``meta["genre_names"]``: the 18 of the README, then any others in order of
+        appearance).
+
+    Raises:
+        FileNotFoundError: no ``ratings.dat`` at ``path``.
+        ValueError: a malformed line (the message names file and line) or a duplicate.
+    """
+    folder = find_file(path, ("ratings.dat",), "MovieLens-1M")
+    users, items = Indexer(), Indexer()
+    rows, cols, ratings, stamps, linenos = _ratings(folder / "ratings.dat", "::", users, items)
+
+    u_codes, u_cols, seen = [], {k: [] for k in ("gender", "age", "occupation", "zip")}, {}
+    if (folder / "users.dat").is_file():
+        p = folder / "users.dat"
+        for lineno, line in read_lines(p, "latin-1"):
+            uid, gender, age, occ, zipc = split(
+                p, lineno, line, "::", 5, "UserID, Gender, Age, Occupation, Zip-code"
+            )
+            raw = to_int(p, lineno, uid, "user id", line)
+            _unique_line(seen, p, lineno, raw, "user", line)
+            u_codes.append(users(raw))
+            u_cols["gender"].append(gender.upper())
+            u_cols["age"].append(to_int(p, lineno, age, "age code", line))
+            u_cols["occupation"].append(to_int(p, lineno, occ, "occupation code", line))
+            u_cols["zip"].append(zipc)
+
+    genre_names = list(GENRES_1M)
+    genre_of = {g: k for k, g in enumerate(genre_names)}
+    i_codes, titles, genre_lists, seen = [], [], [], {}
+    if (folder / "movies.dat").is_file():
+        p = folder / "movies.dat"
+        for lineno, line in read_lines(p, "latin-1"):
+            head, sep, genre_text = line.rpartition("::")
+            mid, sep2, title = head.partition("::")
+            if not sep or not sep2:
+                raise malformed(
+                    p, lineno, "expected 3 '::'-separated fields (MovieID, Title, Genres)", line
+                )
+            raw = to_int(p, lineno, mid, "movie id", line)
+            _unique_line(seen, p, lineno, raw, "movie", line)
+            names = [g for g in genre_text.split("|") if g]
+            for g in names:
+                if g not in genre_of:
+                    genre_of[g] = len(genre_names)
+                    genre_names.append(g)
+            i_codes.append(items(raw))
+            titles.append(title)
+            genre_lists.append([genre_of[g] for g in names])
+
+    user_ids, u_rank, item_ids, i_rank, matrix, timestamps = _assemble(
+        folder / "ratings.dat", users, items, rows, cols, ratings, stamps, linenos
+    )
+    nu, ni = len(user_ids), len(item_ids)
+    u_at = u_rank[np.asarray(u_codes, np.int64)]
+    i_at = i_rank[np.asarray(i_codes, np.int64)]
+    flags = np.zeros((len(genre_lists), len(genre_names)), bool)
+    for k, gl in enumerate(genre_lists):
+        flags[k, gl] = True
+    user_attributes = {
+        "gender": column(nu, u_at, u_cols["gender"], ""),
+        "age": column(nu, u_at, u_cols["age"], -1),
+        "occupation": column(nu, u_at, u_cols["occupation"], -1),
+        "zip": column(nu, u_at, u_cols["zip"], ""),
+    }
+    item_attributes = {
+        "title": column(ni, i_at, titles, ""),
+        "genres": column(ni, i_at, flags, False),
+    }
+    return InteractionData(
+        matrix,
+        user_ids,
+        item_ids,
+        user_attributes,
+        item_attributes,
+        timestamps,
+        {"source": f"MovieLens-1M ({folder})", "genre_names": genre_names},
+    )
+
+
+def read_movielens(path: str | os.PathLike) -> InteractionData:
+    """Read MovieLens-100K or -1M, whichever ``path`` holds (``u.data`` or ``ratings.dat``).
+
+    Args:
+        path: a folder, or its ``u.data`` / ``ratings.dat`` file.
+
+    Returns:
+        As :func:`read_movielens_100k` or :func:`read_movielens_1m`.
+
+    Raises:
+        FileNotFoundError: neither file is there.
+        ValueError: a malformed line.
+    """
+    p = Path(path)
+    folder = p.parent if p.is_file() else p
+    if p.name == "u.data" or (p.is_dir() and (folder / "u.data").is_file()):
+        return read_movielens_100k(path)
+    if p.name == "ratings.dat" or (p.is_dir() and (folder / "ratings.dat").is_file()):
+        return read_movielens_1m(path)
+    raise FileNotFoundError(f"MovieLens: neither 'u.data' nor 'ratings.dat' found at {p}")

@@ -1,0 +1,231 @@
+"""``kernel_fn``: the infinite-width NNGP and NTK of a network value.
+
+The network's layers are looked up in the rule registry; the input covariance is
+``x1 . x2 / C`` per pair of positions (Neural Tangents' convention). The spatial
+layout is chosen once for the whole network: all-pairs covariances only if some layer
+(pooling, attention) needs them, per-position covariances otherwise.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from widelab_core.layers import Layer, ShapeError
+
+from .kernel import Kernel
+from .registry import KernelError, RuleContext, apply_rule, needs_full_spatial
+
+FIELDS = ("nngp", "ntk", "cov1", "cov2")
+
+
+def _check_get(get) -> tuple[tuple[str, ...] | None, bool]:
+    if get is None:
+        return None, True
+    names = (get,) if isinstance(get, str) else tuple(get)
+    for n in names:
+        if n not in FIELDS:
+            raise ValueError(f"kernel_fn: get must name fields of {FIELDS}, got {n!r}")
+    if not names:
+        raise ValueError("kernel_fn: get is an empty tuple")
+    return names, "ntk" in names
+
+
+@functools.cache
+def _result_type(names: tuple[str, ...]):
+    return collections.namedtuple("Kernels", names)
+
+
+def input_kernel(
+    x1: jax.Array,
+    x2: jax.Array | None,
+    *,
+    diagonal_spatial: bool,
+    compute_ntk: bool = True,
+    mask_constant: float | None = None,
+) -> Kernel:
+    """The kernel of the raw inputs: ``x1 . x2 / C`` for every (pair of) position(s).
+
+    Args:
+        x1: ``(n1, *S, C)`` inputs.
+        x2: ``(n2, *S, C)`` inputs or ``None`` (``x2 = x1``).
+        diagonal_spatial: keep only same-position covariances.
+        compute_ntk: start an NTK (zeros) as well.
+        mask_constant: positions whose channels all equal it are padding (zeroed).
+
+    Returns:
+        The input :class:`Kernel` (``is_input=True``, not Gaussian).
+    """
+    same = x2 is None
+    mask1 = mask2 = None
+    if mask_constant is not None:
+        mask1 = jnp.all(x1 == mask_constant, axis=-1)
+        x1 = jnp.where(mask1[..., None], jnp.zeros((), x1.dtype), x1)
+        if not same:
+            mask2 = jnp.all(x2 == mask_constant, axis=-1)
+            x2 = jnp.where(mask2[..., None], jnp.zeros((), x2.dtype), x2)
+    xb = x1 if same else x2
+    c = x1.shape[-1]
+    sp1, sp2 = x1.shape[1:-1], xb.shape[1:-1]
+    p1, p2 = math.prod(sp1), math.prod(sp2)
+    f1 = jnp.reshape(x1, (x1.shape[0], p1, c))
+    f2 = jnp.reshape(xb, (xb.shape[0], p2, c))
+    if not sp1:
+        nngp = (x1 @ xb.T) / c
+        cov1 = jnp.sum(x1 * x1, axis=-1) / c
+        cov2 = None if same else jnp.sum(x2 * x2, axis=-1) / c
+    elif diagonal_spatial:
+        nngp = jnp.reshape(jnp.einsum("apc,bpc->abp", f1, f2) / c, (f1.shape[0], f2.shape[0], *sp1))
+        cov1 = jnp.sum(x1 * x1, axis=-1) / c
+        cov2 = None if same else jnp.sum(x2 * x2, axis=-1) / c
+    else:
+        nngp = jnp.einsum("apc,bqc->abpq", f1, f2) / c
+        nngp = jnp.reshape(nngp, (f1.shape[0], f2.shape[0], *sp1, *sp2))
+        cov1 = jnp.reshape(jnp.einsum("apc,aqc->apq", f1, f1) / c, (f1.shape[0], *sp1, *sp1))
+        cov2 = None
+        if not same:
+            cov2 = jnp.reshape(jnp.einsum("apc,aqc->apq", f2, f2) / c, (f2.shape[0], *sp2, *sp2))
+    return Kernel(
+        nngp=nngp,
+        ntk=jnp.zeros_like(nngp) if compute_ntk else None,
+        cov1=cov1,
+        cov2=cov2,
+        mask1=mask1,
+        mask2=mask2,
+        shape1=tuple(x1.shape),
+        shape2=tuple(xb.shape),
+        diagonal_spatial=diagonal_spatial or not sp1,
+        is_gaussian=False,
+        is_input=True,
+        x1_is_x2=same,
+    )
+
+
+def _validate(net: Layer, x1, x2) -> None:
+    if x1.ndim < 2:
+        raise ValueError(f"kernel_fn: x1 must be (batch, ..., channels), got shape {x1.shape}")
+    if x2 is not None and tuple(x2.shape[1:]) != tuple(x1.shape[1:]):
+        raise ValueError(
+            f"kernel_fn: x1 and x2 must agree on all axes but the batch axis, got shapes "
+            f"{tuple(x1.shape)} and {tuple(x2.shape)}"
+        )
+    try:
+        net.output_shape(tuple(x1.shape))
+    except ShapeError as e:
+        raise KernelError(e.layer, e.detail, e.where) from None
+
+
+def _select(k: Any, names: tuple[str, ...] | None):
+    if isinstance(k, list):
+        return [_select(ki, names) for ki in k]
+    if names is None:
+        return k
+    if len(names) == 1:
+        return getattr(k, names[0])
+    return _result_type(names)(*(getattr(k, n) for n in names))
+
+
+class KernelFn:
+    """The infinite-width kernel function of a network (see :func:`kernel_fn`)."""
+
+    def __init__(self, net: Layer, *, batch_size: int | None = None, max_tile_bytes=None):
+        if not isinstance(net, Layer):
+            raise TypeError(f"kernel_fn: expected a layer value, got {net!r}")
+        self.net = net
+        self.batch_size = batch_size
+        self.max_tile_bytes = max_tile_bytes
+        self.full_spatial = needs_full_spatial(net)
+
+    def kernel(self, x1, x2=None, *, compute_ntk=True, mask_constant=None) -> Any:
+        """The output :class:`Kernel` (untiled)."""
+        x1 = jnp.asarray(x1)
+        x2 = None if x2 is None else jnp.asarray(x2)
+        _validate(self.net, x1, x2)
+        k = input_kernel(
+            x1,
+            x2,
+            diagonal_spatial=not self.full_spatial,
+            compute_ntk=compute_ntk,
+            mask_constant=mask_constant,
+        )
+        return apply_rule(self.net, k, RuleContext(compute_ntk=compute_ntk))
+
+    def __call__(
+        self,
+        x1,
+        x2=None,
+        get: str | Sequence[str] | None = None,
+        mask_constant: float | None = None,
+    ):
+        names, compute_ntk = _check_get(get)
+        tiled = self.batch_size is not None or self.max_tile_bytes is not None
+        if not tiled:
+            k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
+            return _select(k, names)
+        return self._tiled(x1, x2, names or ("nngp", "ntk"), compute_ntk, mask_constant)
+
+    def _tiled(self, x1, x2, names, compute_ntk, mask_constant):
+        from widelab_core.devices import pairwise_tiled
+
+        bad = [n for n in names if n not in ("nngp", "ntk")]
+        if bad:
+            raise ValueError(f"kernel_fn: tiled evaluation returns only nngp/ntk, not {bad}")
+        x1 = jnp.asarray(x1)
+        x2 = None if x2 is None else jnp.asarray(x2)
+        _validate(self.net, x1, x2)
+
+        def block(a, b):
+            k = self.kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
+            if isinstance(k, list):
+                raise KernelError(self.net, "tiled evaluation needs a single-output network")
+            return {n: getattr(k, n) for n in names}
+
+        out = pairwise_tiled(
+            block, x1, x2, batch_size=self.batch_size, max_tile_bytes=self.max_tile_bytes
+        )
+        if len(names) == 1:
+            return out[names[0]]
+        return _result_type(tuple(names))(*(out[n] for n in names))
+
+
+def kernel_fn(net: Layer, *, batch_size: int | None = None, max_tile_bytes: int | None = None):
+    """The infinite-width kernel function of ``net``.
+
+    Args:
+        net: a layer value from ``widelab_core.layers``.
+        batch_size: if given, evaluate in ``batch_size x batch_size`` tiles through
+            ``widelab_core.devices.pairwise_tiled`` (only the upper triangle when
+            ``x2`` is None); memory stays bounded per tile.
+        max_tile_bytes: alternatively, a memory bound per tile.
+
+    Returns:
+        ``f(x1, x2=None, get=None, mask_constant=None)``. ``get`` is ``None`` (the output
+        :class:`Kernel`), one of ``"nngp"``, ``"ntk"``, ``"cov1"``, ``"cov2"`` (that array)
+        or a tuple of names (a namedtuple with those fields). The NTK is only computed
+        when asked for. ``f`` is a pure function: wrap it in ``jax.jit`` with
+        ``static_argnames=("get", "mask_constant")``; ``jax.vmap`` and ``jax.grad``
+        (e.g. with respect to ``W_std``) go through it.
+
+    Raises:
+        KernelError: a layer has no rule or does not fit the inputs (the message names
+            the layer, its position and the cause).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from widelab_core import layers as L
+        >>> from widelab_kernels import kernel_fn
+        >>> net = L.serial(L.Dense(512, W_std=1.5, b_std=0.05), L.Relu(), L.Dense(1))
+        >>> x = jnp.ones((3, 4))
+        >>> kernel_fn(net)(x, None, get=("nngp", "ntk")).ntk.shape
+        (3, 3)
+
+    Reference:
+        Novak et al. 2020, "Neural Tangents: Fast and Easy Infinite Neural Networks in
+        Python" (ICLR), Sec. 3 and App. C.
+    """
+    return KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes)

@@ -1,0 +1,5 @@
+"""Analytic kernel rules, one module per layer family (importing registers them)."""
+
+from . import attention, combinators, elementwise, linear, norm, spatial
+
+__all__ = ["attention", "combinators", "elementwise", "linear", "norm", "spatial"]

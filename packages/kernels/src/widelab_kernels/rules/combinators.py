@@ -1,0 +1,172 @@
+"""Kernel rules of the combinators and branch layers (serial, parallel, fan-out/in)."""
+
+from __future__ import annotations
+
+from widelab_core import layers as L
+
+from ..kernel import Kernel
+from ..registry import KernelError, RuleContext, apply_rule, needs_full_spatial, register_rule
+
+
+def _serial(layer: L.Serial, k, ctx: RuleContext):
+    for i, sub in enumerate(layer.layers):
+        k = apply_rule(sub, k, ctx.at(f"serial[{i}]"))
+    return k
+
+
+def _repeat(layer: L.Repeat, k, ctx: RuleContext):
+    for i in range(layer.n):
+        k = apply_rule(layer.layer, k, ctx.at(f"repeat[{i}]"))
+    return k
+
+
+def _parallel(layer: L.Parallel, ks, ctx: RuleContext):
+    if not isinstance(ks, list):
+        raise KernelError(layer, "expects a list of branches (use FanOut first)", ctx.where)
+    if len(ks) != len(layer.layers):
+        raise KernelError(
+            layer, f"has {len(layer.layers)} layers but received {len(ks)} branches", ctx.where
+        )
+    return [apply_rule(sub, ki, ctx.at(f"parallel[{i}]")) for i, (sub, ki) in enumerate(
+        zip(layer.layers, ks))]
+
+
+def _fan_out(layer: L.FanOut, k, ctx: RuleContext):
+    if isinstance(k, list):
+        raise KernelError(layer, f"expects one input, got {len(k)} branches", ctx.where)
+    return [k] * layer.num
+
+
+def _branches(layer, ks, ctx) -> list[Kernel]:
+    if not isinstance(ks, list) or not ks:
+        raise KernelError(layer, "expects a non-empty list of branches", ctx.where)
+    shapes = [k.shape1 for k in ks]
+    layouts = {k.diagonal_spatial for k in ks}
+    if len(layouts) != 1:
+        raise KernelError(layer, "branches have different spatial layouts", ctx.where)
+    return ks, shapes
+
+
+def _require_gaussian(layer, ks, ctx) -> None:
+    # Branches from one FanOut are independent only if each ends in its own random
+    # affine layer (zero-mean Gaussian); otherwise cross-covariances would be missing.
+    if len(ks) > 1 and not all(k.is_gaussian for k in ks):
+        bad = [i for i, k in enumerate(ks) if not k.is_gaussian]
+        raise KernelError(
+            layer,
+            f"branches {bad} are not zero-mean Gaussian processes, so their cross-"
+            "covariances do not vanish; end every branch with a Dense or Conv layer",
+            ctx.where,
+        )
+
+
+def _sum_opt(xs):
+    if any(x is None for x in xs):
+        return None
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
+def _and_masks(ms):
+    if any(m is None for m in ms):
+        return None
+    out = ms[0]
+    for m in ms[1:]:
+        out = out & m
+    return out
+
+
+def _fan_in_sum(layer, ks, ctx):
+    ks, shapes = _branches(layer, ks, ctx)
+    if any(s != shapes[0] for s in shapes):
+        raise KernelError(layer, f"branches must have equal shapes, got {shapes}", ctx.where)
+    _require_gaussian(layer, ks, ctx)
+    k0 = ks[0]
+    return k0.replace(
+        nngp=_sum_opt([k.nngp for k in ks]),
+        ntk=_sum_opt([k.ntk for k in ks]),
+        cov1=_sum_opt([k.cov1 for k in ks]),
+        cov2=_sum_opt([k.cov2 for k in ks]),
+        mask1=_and_masks([k.mask1 for k in ks]),
+        mask2=_and_masks([k.mask2 for k in ks]),
+        is_gaussian=all(k.is_gaussian for k in ks),
+        is_input=False,
+    )
+
+
+def _fan_in_prod(layer, ks, ctx):
+    ks, shapes = _branches(layer, ks, ctx)
+    if any(s != shapes[0] for s in shapes):
+        raise KernelError(layer, f"branches must have equal shapes, got {shapes}", ctx.where)
+    _require_gaussian(layer, ks, ctx)
+
+    def prod(xs):
+        if any(x is None for x in xs):
+            return None
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+
+    nngps = [k.nngp for k in ks]
+    ntk = None
+    if all(k.ntk is not None for k in ks):
+        # product rule: sum_i ntk_i * prod_{j != i} nngp_j
+        ntk = _sum_opt([prod([ks[i].ntk] + nngps[:i] + nngps[i + 1 :]) for i in range(len(ks))])
+    return ks[0].replace(
+        nngp=prod(nngps),
+        ntk=ntk,
+        cov1=prod([k.cov1 for k in ks]),
+        cov2=prod([k.cov2 for k in ks]),
+        is_gaussian=len(ks) == 1 and ks[0].is_gaussian,
+        is_input=False,
+    )
+
+
+def _fan_in_concat(layer, ks, ctx):
+    ks, shapes = _branches(layer, ks, ctx)
+    rank = len(shapes[0])
+    ax = layer.axis % rank
+    if ax != rank - 1:
+        raise KernelError(
+            layer,
+            f"only concatenation along the channel axis (-1) has a kernel rule, got axis "
+            f"{layer.axis}",
+            ctx.where,
+        )
+    if any(s[:-1] != shapes[0][:-1] for s in shapes):
+        raise KernelError(layer, f"branches must agree on all axes but -1, got {shapes}", ctx.where)
+    widths = [s[-1] for s in shapes]
+    total = sum(widths)
+
+    def mean(xs):
+        if any(x is None for x in xs):
+            return None
+        return _sum_opt([x * (w / total) for x, w in zip(xs, widths)])
+
+    k0 = ks[0]
+    shape1 = k0.shape1[:-1] + (total,)
+    shape2 = k0.shape2[:-1] + (sum(k.shape2[-1] for k in ks),)
+    return k0.replace(
+        nngp=mean([k.nngp for k in ks]),
+        ntk=mean([k.ntk for k in ks]),
+        cov1=mean([k.cov1 for k in ks]),
+        cov2=mean([k.cov2 for k in ks]),
+        shape1=shape1,
+        shape2=shape2,
+        # Channel groups keep their own kernels; only their width-weighted mean is
+        # tracked, so a nonlinearity must not follow before a new affine layer.
+        is_gaussian=False,
+        is_input=False,
+    )
+
+
+register_rule(L.Serial, _serial, needs_full_spatial=lambda s: any(map(needs_full_spatial, s.layers)))
+register_rule(L.Parallel, _parallel, needs_full_spatial=lambda s: any(map(needs_full_spatial, s.layers)))
+register_rule(L.Repeat, _repeat, needs_full_spatial=lambda r: needs_full_spatial(r.layer))
+register_rule(L.FanOut, _fan_out)
+register_rule(L.FanInSum, _fan_in_sum)
+register_rule(L.FanInProd, _fan_in_prod)
+register_rule(L.FanInConcat, _fan_in_concat)

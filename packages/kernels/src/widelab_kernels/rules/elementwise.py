@@ -1,0 +1,276 @@
+"""Kernel rules of the elementwise nonlinearities.
+
+For a nonlinearity ``phi`` and a centred Gaussian pair ``(u, v)`` with variances
+``q1, q2`` and covariance ``c``, the NNGP maps ``c`` to ``E[phi(u) phi(v)]`` and the NTK
+maps ``Theta`` to ``c' + Theta * E[phi'(u) phi'(v)]`` (the ``c'`` term is added by the
+next affine layer). Closed forms:
+
+* ReLU/ABReLU/LeakyReLU/Abs: arc-cosine kernel (Cho & Saul 2009, eq. 6), with the angle
+  from ``arctan2`` for stability;
+* Erf: Williams (1997), ``E = 2/pi * arcsin(2 b^2 c / sqrt((1 + 2 b^2 q1)(1 + 2 b^2 q2)))``;
+* Sin/Cos, Exp, Gaussian: Gaussian integrals of exponentials;
+* GELU: Stein's lemma plus Gaussian tilting (derivation in the README);
+* everything else (Tanh, ``ElementwiseNumerical``, approximate GELU): 2-D Gauss-Hermite
+  quadrature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from widelab_core import layers as L
+
+from ..kernel import Kernel, pair_variances, self_broadcast
+from ..registry import KernelError, RuleContext, register_rule
+
+PairFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def _safe_sqrt(x):
+    """``sqrt(max(x, 0))`` with a finite gradient at 0 (grad-through-kernels safe)."""
+    pos = x > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, x, 1.0)), 0.0)
+
+
+def _angle(c, q1, q2):
+    """``(theta, sqrt(q1 q2 - c^2), sqrt(q1 q2))`` with ``theta = arccos(c / sqrt(q1 q2))``."""
+    prod = _safe_sqrt(q1 * q2)
+    rho = jnp.clip(c / jnp.where(prod > 0, prod, 1.0), -1.0, 1.0)
+    sin = _safe_sqrt((1.0 - rho) * (1.0 + rho))
+    theta = jnp.arctan2(sin, rho)
+    return theta, prod * sin, prod
+
+
+# ---------------------------------------------------------------- closed forms
+def abrelu_fns(a, b) -> tuple[PairFn, PairFn]:
+    """Dual kernels of ``a min(x, 0) + b max(x, 0)`` (Cho & Saul 2009, eq. 6).
+
+    ``E[f(u) f(v)] = a b c + (b - a)^2 (sqrt(q1 q2 - c^2) + (pi - theta) c) / (2 pi)`` and
+    ``E[f'(u) f'(v)] = (a^2 + b^2) (pi - theta) / (2 pi) + a b theta / pi``.
+    """
+
+    def nngp(c, q1, q2):
+        theta, root, _ = _angle(c, q1, q2)
+        return a * b * c + (b - a) ** 2 * (root + (jnp.pi - theta) * c) / (2 * jnp.pi)
+
+    def dot(c, q1, q2):
+        theta, _, _ = _angle(c, q1, q2)
+        return (a**2 + b**2) * (jnp.pi - theta) / (2 * jnp.pi) + a * b * theta / jnp.pi
+
+    return nngp, dot
+
+
+def erf_fns(a, b, c0) -> tuple[PairFn, PairFn]:
+    """Dual kernels of ``a erf(b x) + c0`` (Williams 1997, eq. 11)."""
+
+    def nngp(c, q1, q2):
+        s1, s2 = 1 + 2 * b**2 * q1, 1 + 2 * b**2 * q2
+        arg = 2 * b**2 * c
+        # arcsin(arg / sqrt(s1 s2)) = arctan2(arg, sqrt(s1 s2 - arg^2))
+        return a**2 * 2 / jnp.pi * jnp.arctan2(arg, _safe_sqrt(s1 * s2 - arg**2)) + c0**2
+
+    def dot(c, q1, q2):
+        s1, s2 = 1 + 2 * b**2 * q1, 1 + 2 * b**2 * q2
+        det = s1 * s2 - 4 * b**4 * c**2
+        return 4 * a**2 * b**2 / jnp.pi / jnp.sqrt(det)
+
+    return nngp, dot
+
+
+def sin_fns(a, b, c0) -> tuple[PairFn, PairFn]:
+    """Dual kernels of ``a sin(b x + c0)``: products of sines as cosines of ``u -+ v``."""
+
+    def parts(c, q1, q2):
+        minus = jnp.exp(-(b**2) * (q1 + q2 - 2 * c) / 2)
+        plus = jnp.exp(-(b**2) * (q1 + q2 + 2 * c) / 2)
+        return minus, plus * jnp.cos(2 * c0)
+
+    def nngp(c, q1, q2):
+        minus, plus = parts(c, q1, q2)
+        return a**2 * (minus - plus) / 2
+
+    def dot(c, q1, q2):
+        minus, plus = parts(c, q1, q2)
+        return a**2 * b**2 * (minus + plus) / 2
+
+    return nngp, dot
+
+
+def gaussian_fns(a, b) -> tuple[PairFn, PairFn]:
+    """Dual kernels of ``a exp(b x^2)``: ``E = a^2 / sqrt(det(I - 2 b Sigma))`` and
+    ``E[f' f'] = 4 a^2 b^2 c / det(I - 2 b Sigma)^{3/2}``."""
+
+    def det(c, q1, q2):
+        return (1 - 2 * b * q1) * (1 - 2 * b * q2) - 4 * b**2 * c**2
+
+    def nngp(c, q1, q2):
+        return a**2 / jnp.sqrt(det(c, q1, q2))
+
+    def dot(c, q1, q2):
+        return 4 * a**2 * b**2 * c / det(c, q1, q2) ** 1.5
+
+    return nngp, dot
+
+
+def exp_fns(a, b) -> tuple[PairFn, PairFn]:
+    """Dual kernels of ``a exp(b x)``: ``E = a^2 exp(b^2 (q1 + q2 + 2 c) / 2)``."""
+
+    def nngp(c, q1, q2):
+        return a**2 * jnp.exp(b**2 * (q1 + q2 + 2 * c) / 2)
+
+    def dot(c, q1, q2):
+        return b**2 * nngp(c, q1, q2)
+
+    return nngp, dot
+
+
+def gelu_fns() -> tuple[PairFn, PairFn]:
+    """Dual kernels of ``x Phi(x)``.
+
+    With ``D = (1 + q1)(1 + q2) - c^2`` and ``P = 1/4 + arctan2(c, sqrt(D)) / (2 pi)``
+    (``= E[Phi(u) Phi(v)]``), Stein's lemma and Gaussian tilting give
+    ``E[f f] = (q1 q2 + c^2 (1 - q1 q2) / ((1 + q1)(1 + q2))) / (2 pi sqrt(D)) + c P`` and
+    ``E[f' f'] = P + c (1/(1+q1) + 1/(1+q2)) / (2 pi sqrt(D)) + c / (2 pi D^{3/2})``.
+    """
+
+    def nngp(c, q1, q2):
+        d = (1 + q1) * (1 + q2) - c**2
+        root = jnp.sqrt(d)
+        p = 0.25 + jnp.arctan2(c, root) / (2 * jnp.pi)
+        first = q1 * q2 + c**2 * (1 - q1 * q2) / ((1 + q1) * (1 + q2))
+        return first / (2 * jnp.pi * root) + c * p
+
+    def dot(c, q1, q2):
+        d = (1 + q1) * (1 + q2) - c**2
+        root = jnp.sqrt(d)
+        p = 0.25 + jnp.arctan2(c, root) / (2 * jnp.pi)
+        return (
+            p
+            + c * (1 / (1 + q1) + 1 / (1 + q2)) / (2 * jnp.pi * root)
+            + c / (2 * jnp.pi * d * root)
+        )
+
+    return nngp, dot
+
+
+def sign_fns() -> tuple[PairFn, PairFn]:
+    """``E[sign u sign v] = 1 - 2 theta / pi``; the derivative is 0 almost everywhere."""
+
+    def nngp(c, q1, q2):
+        theta, _, _ = _angle(c, q1, q2)
+        return 1 - 2 * theta / jnp.pi
+
+    def dot(c, q1, q2):
+        return jnp.zeros_like(c)
+
+    return nngp, dot
+
+
+def quadrature_fns(fn: Callable, deg: int = 25) -> tuple[PairFn, PairFn]:
+    """Dual kernels of any ``fn`` by ``deg x deg`` Gauss-Hermite quadrature.
+
+    ``u = sqrt(q1) z1``, ``v = sqrt(q2) (rho z1 + sqrt(1 - rho^2) z2)`` with ``z`` standard
+    normal; the derivative's kernel uses ``jax.grad(fn)``.
+    """
+    nodes, weights = np.polynomial.hermite_e.hermegauss(int(deg))
+    weights = weights / np.sqrt(2 * np.pi)
+    dfn = jax.vmap(jax.grad(lambda x: jnp.sum(fn(x))))
+
+    def integrate(f, c, q1, q2):
+        dtype = jnp.result_type(c, q1, q2)
+        z = jnp.asarray(nodes, dtype)
+        w = jnp.asarray(weights, dtype)
+        s1, s2 = _safe_sqrt(q1), _safe_sqrt(q2)
+        prod = s1 * s2
+        rho = jnp.clip(c / jnp.where(prod > 0, prod, 1.0), -1.0, 1.0)
+        rest = _safe_sqrt(1 - rho**2)
+        ex = lambda a: a[..., None, None]
+        u = ex(s1) * z[:, None]
+        v = ex(s2) * (ex(rho) * z[:, None] + ex(rest) * z[None, :])
+        u = jnp.broadcast_to(u, v.shape)
+        fu = jnp.reshape(f(jnp.reshape(u, (-1,))), u.shape)
+        fv = jnp.reshape(f(jnp.reshape(v, (-1,))), v.shape)
+        return jnp.sum(fu * fv * (w[:, None] * w[None, :]), axis=(-2, -1))
+
+    def nngp(c, q1, q2):
+        c, q1, q2 = jnp.broadcast_arrays(c, q1, q2)
+        return integrate(fn, c, q1, q2)
+
+    def dot(c, q1, q2):
+        c, q1, q2 = jnp.broadcast_arrays(c, q1, q2)
+        return integrate(dfn, c, q1, q2)
+
+    return nngp, dot
+
+
+# ---------------------------------------------------------------- the rule
+def transform(k: Kernel, nngp_fn: PairFn, dot_fn: PairFn, layer, ctx: RuleContext) -> Kernel:
+    """Apply a nonlinearity's dual kernels to every covariance of ``k``.
+
+    Raises:
+        KernelError: the input is not Gaussian (no affine layer before the nonlinearity).
+    """
+    if not k.is_gaussian:
+        raise KernelError(
+            layer,
+            "its input is not a Gaussian process: put a Dense or Conv layer (a random "
+            "affine map) before a nonlinearity",
+            ctx.where,
+        )
+    v1, v2 = pair_variances(k)
+    nngp = nngp_fn(k.nngp, v1, v2)
+    ntk = None
+    if k.ntk is not None:
+        ntk = k.ntk * dot_fn(k.nngp, v1, v2)
+    a, b = self_broadcast(k.var1(), k)
+    cov1 = nngp_fn(k.cov1, a, b)
+    cov2 = None
+    if k.cov2 is not None:
+        a, b = self_broadcast(k.var2(), k)
+        cov2 = nngp_fn(k.cov2, a, b)
+    return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, is_gaussian=False)
+
+
+def _fns_for(layer) -> tuple[PairFn, PairFn]:
+    if isinstance(layer, L.Relu):
+        return abrelu_fns(0.0, 1.0)
+    if isinstance(layer, L.LeakyRelu):
+        return abrelu_fns(layer.alpha, 1.0)
+    if isinstance(layer, L.ABRelu):
+        return abrelu_fns(layer.a, layer.b)
+    if isinstance(layer, L.Abs):
+        return abrelu_fns(-1.0, 1.0)
+    if isinstance(layer, L.Erf):
+        return erf_fns(layer.a, layer.b, layer.c)
+    if isinstance(layer, L.Sin):
+        return sin_fns(layer.a, layer.b, layer.c)
+    if isinstance(layer, L.Gaussian):
+        return gaussian_fns(layer.a, layer.b)
+    if isinstance(layer, L.Exp):
+        return exp_fns(layer.a, layer.b)
+    if isinstance(layer, L.Gelu):
+        return quadrature_fns(layer.fn, 50) if layer.approximate else gelu_fns()
+    if isinstance(layer, L.Sign):
+        return sign_fns()
+    if isinstance(layer, L.ElementwiseNumerical):
+        return quadrature_fns(layer.fn, layer.deg)
+    if isinstance(layer, L.Elementwise):
+        if layer.nngp_fn is None:
+            return quadrature_fns(layer.fn)
+        if layer.d_nngp_fn is None:
+            q = quadrature_fns(layer.fn)[1]
+            return layer.nngp_fn, q
+        return layer.nngp_fn, layer.d_nngp_fn
+    return quadrature_fns(layer.fn)  # Tanh and any other ElementwiseLayer
+
+
+def elementwise_rule(layer, k: Kernel, ctx: RuleContext) -> Kernel:
+    """Kernel rule shared by every ``ElementwiseLayer`` subclass."""
+    nngp_fn, dot_fn = _fns_for(layer)
+    return transform(k, nngp_fn, dot_fn, layer, ctx)
+
+
+register_rule(L.ElementwiseLayer, elementwise_rule)

@@ -1,0 +1,155 @@
+"""The lm-hallucination section of ``widelab report``.
+
+Quick mode trains three tiny transformers on a small synthetic KG and plots the
+hallucination rate on seen facts against model size and epochs (Hron et al. 2024,
+Fig. 2 in miniature). Full mode adds a larger graph and more sizes, the data-fraction
+study, the compute fit with the Chinchilla comparison, detectors and ReST-EM.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+from widelab_core.command import ReportContext, ReportSection
+
+
+def _plot_rates(points, sizes):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for d in sizes:
+        pts = [p for p in points if p.d_model == d and p.fraction == 1.0]
+        ep = [p.epochs for p in pts]
+        axes[0].plot(ep, [p.seen for p in pts], "o-", label=f"d={d} ({pts[0].n_params:,} params)")
+        axes[0].fill_between(ep, [p.seen_low for p in pts], [p.seen_high for p in pts], alpha=0.2)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("epochs")
+    axes[0].set_ylabel("hallucination rate (seen, greedy)")
+    axes[0].legend(fontsize=7)
+    for ep in sorted({round(p.epochs, 3) for p in points}):
+        pts = [p for p in points if round(p.epochs, 3) == ep and p.fraction == 1.0]
+        axes[1].plot([p.n_params for p in pts], [p.seen for p in pts], "o-", label=f"{ep:g} ep")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("non-embedding parameters")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def lm_report(ctx: ReportContext) -> ReportSection:
+    """Build the report section (see the module docstring for what runs in each mode)."""
+    from .corpus import Tokenizer
+    from .kg import make_kg, split_kg
+    from .model import size_family
+    from .studies import (
+        chinchilla_compute,
+        compute_for_rate,
+        fit_rate_vs_compute,
+        rate_table,
+        size_epoch_study,
+    )
+    from .train import TrainConfig
+
+    sec = ReportSection("Language models on a knowledge graph: hallucinations")
+    quick = ctx.quick
+    kg = make_kg(30 if quick else 200, seed=ctx.seed, homonym_share=0.0 if quick else 0.02)
+    split = split_kg(kg, 0.1, seed=ctx.seed)
+    tok = Tokenizer.fit(kg.triples)
+    seq = 48 if quick else 64
+    sizes = size_family(3 if quick else 4, tok.vocab_size, d_min=16, seq_len=seq,
+                        n_layers=1 if quick else 2)
+    epochs = (4, 8, 16, 32) if quick else (4, 8, 16, 32, 64, 128)
+    tc = TrainConfig(batch_size=8 if quick else 16, lr=1e-2 if quick else 3e-3, warmup=10,
+                     seed=ctx.seed)
+    sec.text(
+        f"A synthetic KG with {len(kg)} facts ({len(kg.queries())} (subject, relation) "
+        f"queries, {len(split.unseen)} held out) is serialised as '<S> subject <P> relation "
+        "<O> object <EOS>' and used to train decoder-only transformers built from the core "
+        "layer algebra. A hallucination is a greedy-decoded object that is not among the "
+        "KG's valid objects for the query (Hron et al., COLM 2024)."
+    )
+    points = size_epoch_study(
+        split, tok, sizes, epochs, tc, fractions=(1.0,) if quick else (0.5, 1.0),
+        progress=ctx.bar,
+    )
+    sec.figure(_plot_rates(points, [c.d_model for c in sizes]),
+               "Hallucination rate on seen facts (95% bootstrap bands) against epochs and size.")
+    sec.table(
+        ["d_model", "params", "epochs", "FLOPs", "seen rate", "low", "high", "unseen rate",
+         "fraction"],
+        rate_table(points),
+        caption="Greedy hallucination rates (seen: trained queries; unseen: held-out pairs).",
+    )
+    full = [p for p in points if p.fraction == 1.0]
+    best = min(full, key=lambda p: p.seen)
+    sec.metric("lm best seen hallucination rate", best.seen)
+    sec.metric("lm rate of largest model at most epochs", full[-1].seen)
+    try:
+        fit = fit_rate_vs_compute(full)
+        c5 = compute_for_rate(fit, 0.05)
+        tokens = sum(len(tok.encode_fact(*t)) for t in split.train.triples)
+        chin = chinchilla_compute(tokens)
+        sec.metric("lm rate-vs-compute slope", fit.slope)
+        sec.metric("lm FLOPs for 5% rate (fit)", c5)
+        sec.metric("lm FLOPs of Chinchilla allocation (one epoch, N=D/20)", chin["compute"])
+        if math.isfinite(c5):
+            sec.metric("lm 5%-rate compute over Chinchilla compute", c5 / chin["compute"])
+    except ValueError as e:
+        sec.text(f"No compute fit: {e}.")
+    if not quick:
+        _full_extras(sec, ctx, split, tok, sizes, tc)
+    return sec
+
+
+def _full_extras(sec, ctx, split, tok, sizes, tc):  # pragma: no cover - full mode only
+    import dataclasses
+
+    from .detectors import (
+        DetectorConfig,
+        evaluate_detector,
+        split_generations,
+        train_detector,
+        validation_budget,
+    )
+    from .hallucination import generate, is_hallucination
+    from .selftrain import RestConfig, rest_em
+    from .studies import train_with_evals
+
+    rows, lms = [], []
+    for cfg in sizes:
+        _, res = train_with_evals(cfg, tc, split, tok, (32,))
+        lms.append((cfg, res.state.params))
+    key = jax.random.key(ctx.seed)
+    budget_done = False
+    for cfg, params in lms:
+        gen = generate(cfg, params, tok, list(split.seen), greedy=False, n_samples=4, key=key)
+        tr, te = split_generations(gen, seed=ctx.seed)
+        for task in ("sentence", "token"):
+            try:
+                det = train_detector(DetectorConfig(task=task), cfg, params, split.full, tr,
+                                     key=key)
+                s = evaluate_detector(det, split.full, te)
+            except ValueError:
+                continue
+            rows.append([cfg.d_model, task, s.auc_pr, s.prevalence, s.auroc, s.n])
+            if task == "sentence" and not budget_done:
+                y = is_hallucination(split.full, te.queries, te.objects, te.finished)
+                shares = np.linspace(0, 1, 11)
+                prec = validation_budget(y, det.scores(te.tokens), shares)
+                rnd = validation_budget(y, np.random.default_rng(0).random(len(y)), shares)
+                sec.table(["share checked", "precision (detector order)", "precision (random)"],
+                          [[a, b, c] for a, b, c in zip(shares, prec, rnd)],
+                          caption="Validation budget: precision of accepted facts.")
+                budget_done = True
+    sec.table(["LM d_model", "task", "AUC-PR", "prevalence", "AUROC", "n"], rows,
+              caption="Frozen-LM detector heads against LM size.")
+    cfg, params = lms[1]
+    rc = RestConfig(iterations=2, finetune=dataclasses.replace(tc, steps=150, lr=1e-3))
+    hist, _ = rest_em(cfg, params, tok, split, rc, key=key)
+    keys = list(hist[0])
+    sec.table(keys, [[h[k] for k in keys] for h in hist], caption="ReST-EM per iteration.")

@@ -1,0 +1,429 @@
+"""Nominators: cheap models that each score only the items of their own pool.
+
+Every nominator works on *pool-local* columns: it is fitted on the ``(n_users, n_pool)``
+sub-matrix of its pool and returns pool-local ids; :class:`~widelab_recsys.TwoStageRecommender`
+maps them back to global item ids. Matrix-factorisation nominators wrap ``implicit``
+(ALS: Hu, Koren & Volinsky 2008; BPR: Rendle et al. 2009); the JAX nominators are
+low-capacity softmax models trained on the multinomial likelihood of each user's items
+(Liang et al. 2018, eq. 2), ``L = -Σ_u Σ_i y_ui log softmax_i(s(u, ·)) / Σ_ui y_ui``
+over the users of a batch (heavy users weigh more, as in the count data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.sparse as sp
+
+from ._validate import check_features, check_user_items, single_threaded_blas
+
+__all__ = [
+    "ALSNominator",
+    "BPRNominator",
+    "LinearNominator",
+    "Nominator",
+    "TwoTowerNominator",
+    "nominator_from_state",
+    "topk_filtered",
+]
+
+
+def topk_filtered(scores, user_items, k: int, filter_already_liked_items: bool = True):
+    """Top-k columns of each row of ``scores``, optionally skipping liked items.
+
+    Args:
+        scores: ``(n, m)`` array of scores.
+        user_items: ``(n, m)`` sparse matrix of the same users' interactions (used only when
+            filtering).
+        k: number of ids per row (slots beyond the available items hold ``-1``).
+        filter_already_liked_items: drop items with a nonzero in ``user_items``.
+
+    Returns:
+        ``(ids (n, k) int64, scores (n, k) float32)``, best first; empty slots have id ``-1``
+        and score ``-inf``.
+    """
+    s = np.array(scores, dtype=np.float32, copy=True)
+    n, m = s.shape
+    if filter_already_liked_items and user_items is not None:
+        liked = sp.csr_matrix(user_items)
+        rows = np.repeat(np.arange(n), np.diff(liked.indptr))
+        s[rows, liked.indices] = -np.inf
+    kk = min(k, m)
+    if kk < m:
+        part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+    else:
+        part = np.broadcast_to(np.arange(m)[None, :], (n, m)).copy()
+    ps = np.take_along_axis(s, part, axis=1)
+    order = np.argsort(-ps, axis=1, kind="stable")
+    ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    sc = np.take_along_axis(ps, order, axis=1)
+    ids[~np.isfinite(sc)] = -1
+    if kk < k:
+        ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
+        sc = np.pad(sc, ((0, 0), (0, k - kk)), constant_values=-np.inf)
+    return ids, sc
+
+
+class Nominator:
+    """Protocol of a nominator (subclasses implement every method).
+
+    Attributes:
+        kind: a short name stored in saved files.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def fit(self, user_items, *, user_features=None, item_features=None) -> Nominator:
+        """Fit on the pool's ``(n_users, n_pool)`` interactions; returns ``self``."""
+        raise NotImplementedError
+
+    def nominate(
+        self,
+        userids,
+        user_items,
+        k: int,
+        *,
+        user_features=None,
+        filter_already_liked_items: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` pool-local candidates for each user: ``(ids (n, k), scores (n, k))``."""
+        raise NotImplementedError
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """``(config, arrays)`` from which :func:`nominator_from_state` rebuilds the model."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass
+class _ImplicitNominator(Nominator):
+    factors: int = 32
+    regularization: float = 0.01
+    iterations: int = 15
+    random_state: int = 0
+    model: Any = dataclasses.field(default=None, repr=False)
+
+    def _make(self):
+        raise NotImplementedError
+
+    def fit(self, user_items, *, user_features=None, item_features=None):
+        m = check_user_items(user_items)
+        with single_threaded_blas():
+            self.model = self._make()
+            self.model.fit(m, show_progress=False)
+        return self
+
+    def nominate(
+        self, userids, user_items, k, *, user_features=None, filter_already_liked_items=True
+    ):
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        userids = np.asarray(userids)
+        n_pool = self.model.item_factors.shape[0]
+        kk = min(k, n_pool)
+        rows = sp.csr_matrix(user_items)
+        with single_threaded_blas():
+            ids, sc = self.model.recommend(
+                userids, rows, N=kk, filter_already_liked_items=filter_already_liked_items
+            )
+        ids = np.asarray(ids, dtype=np.int64).reshape(len(userids), -1)
+        sc = np.asarray(sc, dtype=np.float32).reshape(len(userids), -1)
+        bad = (ids < 0) | ~np.isfinite(sc)
+        ids[bad] = -1
+        sc[bad] = -np.inf
+        if ids.shape[1] < k:
+            pad = k - ids.shape[1]
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+            sc = np.pad(sc, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return ids, sc
+
+    def _config(self):
+        return {
+            "kind": self.kind,
+            "factors": self.factors,
+            "regularization": self.regularization,
+            "iterations": self.iterations,
+            "random_state": self.random_state,
+        }
+
+    def state(self):
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; nothing to save")
+        arrays = {
+            "user_factors": np.asarray(self.model.user_factors),
+            "item_factors": np.asarray(self.model.item_factors),
+        }
+        return self._config(), arrays
+
+    def _restore(self, arrays):
+        with single_threaded_blas():
+            self.model = self._make()
+        self.model.user_factors = np.ascontiguousarray(arrays["user_factors"])
+        self.model.item_factors = np.ascontiguousarray(arrays["item_factors"])
+        return self
+
+
+@dataclasses.dataclass
+class ALSNominator(_ImplicitNominator):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008, eq. 3) via ``implicit``, on one pool.
+
+    Minimises ``Σ_ui c_ui (p_ui - x_u·y_i)² + λ(Σ|x_u|² + Σ|y_i|²)`` with
+    ``c_ui = 1 + alpha r_ui`` over the pool's columns only.
+
+    Args:
+        factors: latent dimension.
+        regularization: λ.
+        iterations: ALS sweeps.
+        alpha: confidence scale.
+        random_state: seed of the factor initialisation.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> m = sp.random(20, 8, density=0.3, format="csr", random_state=0)
+        >>> nom = ALSNominator(factors=2, iterations=2).fit(m)
+        >>> nom.nominate([0, 1], m[[0, 1]], 3)[0].shape
+        (2, 3)
+    """
+
+    kind: ClassVar[str] = "als"
+    alpha: float = 1.0
+
+    def _make(self):
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.random_state,
+        )
+
+    def _config(self):
+        return {**super()._config(), "alpha": self.alpha}
+
+
+@dataclasses.dataclass
+class BPRNominator(_ImplicitNominator):
+    """Bayesian personalised ranking (Rendle et al. 2009, eq. 5) via ``implicit``, on one pool.
+
+    Maximises ``Σ_(u,i,j) ln σ(x_ui - x_uj) - λ|Θ|²`` by SGD over sampled triples.
+
+    Args:
+        factors: latent dimension.
+        learning_rate: SGD step.
+        regularization: λ.
+        iterations: epochs.
+        random_state: seed.
+    """
+
+    kind: ClassVar[str] = "bpr"
+    learning_rate: float = 0.01
+    iterations: int = 100
+
+    def _make(self):
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        return BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.random_state,
+        )
+
+    def _config(self):
+        return {**super()._config(), "learning_rate": self.learning_rate}
+
+
+def _glorot(key, shape):
+    return jax.random.normal(key, shape, jnp.float32) * jnp.sqrt(2.0 / (shape[0] + shape[-1]))
+
+
+@dataclasses.dataclass
+class _JaxNominator(Nominator):
+    rank: int = 4
+    epochs: int = 20
+    batch_size: int = 256
+    learning_rate: float = 0.02
+    l2: float = 1e-4
+    seed: int = 0
+    params: dict | None = dataclasses.field(default=None, repr=False)
+    item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+    def init_params(self, key, f_dim: int, g_dim: int, n_items: int) -> dict:
+        raise NotImplementedError
+
+    @staticmethod
+    def score(params: dict, fu, gi):
+        """Scores ``(batch, n_pool)`` for user features ``fu`` and item features ``gi``."""
+        raise NotImplementedError
+
+    def fit(self, user_items, *, user_features=None, item_features=None):
+        m = check_user_items(user_items)
+        n_users, n_items = m.shape
+        if user_features is None or item_features is None:
+            raise ValueError(f"{type(self).__name__}.fit needs user_features and item_features")
+        fu_all = check_features(user_features, n_users, "user_features")
+        gi = jnp.asarray(check_features(item_features, n_items, "item_features"))
+        self.item_features = np.asarray(gi)
+        key = jax.random.key(self.seed)
+        params = self.init_params(key, fu_all.shape[1], gi.shape[1], n_items)
+        opt = optax.adam(self.learning_rate)
+        opt_state = opt.init(params)
+        score, l2 = type(self).score, self.l2
+
+        @jax.jit
+        def step(params, opt_state, fu, y):
+            def loss_fn(p):
+                logp = jax.nn.log_softmax(score(p, fu, gi), axis=-1)
+                nll = -(y * logp).sum() / jnp.maximum(y.sum(), 1.0)
+                reg = sum(jnp.sum(v * v) for v in jax.tree.leaves(p))
+                return nll + l2 * reg
+
+            loss, g = jax.value_and_grad(loss_fn)(params)
+            upd, opt_state = opt.update(g, opt_state, params)
+            return optax.apply_updates(params, upd), opt_state, loss
+
+        rng = np.random.default_rng(self.seed)
+        bs = min(self.batch_size, n_users)
+        n_batches = -(-n_users // bs)
+        binary = m.copy()
+        binary.data[:] = 1.0
+        for _ in range(self.epochs):
+            order = np.resize(rng.permutation(n_users), n_batches * bs)
+            for b in range(n_batches):
+                rows = order[b * bs : (b + 1) * bs]
+                y = jnp.asarray(binary[rows].toarray())
+                params, opt_state, _ = step(params, opt_state, jnp.asarray(fu_all[rows]), y)
+        self.params = jax.tree.map(np.asarray, params)
+        return self
+
+    def nominate(
+        self, userids, user_items, k, *, user_features=None, filter_already_liked_items=True
+    ):
+        if self.params is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        if user_features is None:
+            raise ValueError(f"{type(self).__name__}.nominate needs user_features")
+        fu = np.asarray(user_features, dtype=np.float32)[np.asarray(userids)]
+        s = np.asarray(_jit_score(type(self).score)(self.params, fu, self.item_features))
+        return topk_filtered(s, user_items, k, filter_already_liked_items)
+
+    def _config(self):
+        return {
+            "kind": self.kind,
+            "rank": self.rank,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "l2": self.l2,
+            "seed": self.seed,
+        }
+
+    def state(self):
+        if self.params is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; nothing to save")
+        return self._config(), {**self.params, "item_features": self.item_features}
+
+    def _restore(self, arrays):
+        arrays = dict(arrays)
+        self.item_features = np.asarray(arrays.pop("item_features"))
+        self.params = {k: np.asarray(v) for k, v in arrays.items()}
+        return self
+
+
+_JIT_CACHE: dict = {}
+
+
+def _jit_score(fn):
+    if fn not in _JIT_CACHE:
+        _JIT_CACHE[fn] = jax.jit(fn)
+    return _JIT_CACHE[fn]
+
+
+@dataclasses.dataclass
+class LinearNominator(_JaxNominator):
+    """Low-capacity linear softmax nominator: ``s(u, i) = (f_u A) · q_i + b_i``.
+
+    The user's embedding is a linear map of its features ``f_u``; ``rank`` bounds the
+    capacity (rank 0 is the popularity model ``s = b_i``). Trained on the multinomial
+    likelihood of the module docstring with Adam (Kingma & Ba 2015).
+
+    Args:
+        rank: embedding dimension r.
+        epochs, batch_size, learning_rate, l2, seed: training settings.
+    """
+
+    kind: ClassVar[str] = "linear"
+
+    def init_params(self, key, f_dim, g_dim, n_items):
+        ka, kq = jax.random.split(key)
+        return {
+            "A": _glorot(ka, (f_dim, self.rank)),
+            "Q": 0.1 * jax.random.normal(kq, (n_items, self.rank), jnp.float32),
+            "b": jnp.zeros((n_items,), jnp.float32),
+        }
+
+    @staticmethod
+    def score(params, fu, gi):
+        return (fu @ params["A"]) @ params["Q"].T + params["b"][None, :]
+
+
+@dataclasses.dataclass
+class TwoTowerNominator(_JaxNominator):
+    """Two-tower nominator (Yi et al. 2019): ``s(u, i) = MLP_u(f_u) · MLP_i(g_i) + b_i``.
+
+    Both towers are one-hidden-layer ReLU networks ending in ``rank`` dimensions, so item
+    embeddings can be precomputed. Trained as :class:`LinearNominator`.
+
+    Args:
+        rank: output dimension of each tower.
+        hidden: hidden width of each tower.
+        epochs, batch_size, learning_rate, l2, seed: training settings.
+    """
+
+    kind: ClassVar[str] = "two_tower"
+    hidden: int = 32
+
+    def init_params(self, key, f_dim, g_dim, n_items):
+        k = jax.random.split(key, 4)
+        h = self.hidden
+        return {
+            "Wu0": _glorot(k[0], (f_dim, h)),
+            "bu0": jnp.zeros((h,), jnp.float32),
+            "Wu1": _glorot(k[1], (h, self.rank)),
+            "Wi0": _glorot(k[2], (g_dim, h)),
+            "bi0": jnp.zeros((h,), jnp.float32),
+            "Wi1": _glorot(k[3], (h, self.rank)),
+            "b": jnp.zeros((n_items,), jnp.float32),
+        }
+
+    @staticmethod
+    def score(params, fu, gi):
+        eu = jax.nn.relu(fu @ params["Wu0"] + params["bu0"][None, :]) @ params["Wu1"]
+        ei = jax.nn.relu(gi @ params["Wi0"] + params["bi0"][None, :]) @ params["Wi1"]
+        return eu @ ei.T + params["b"][None, :]
+
+    def _config(self):
+        return {**super()._config(), "hidden": self.hidden}
+
+
+_KINDS = {c.kind: c for c in (ALSNominator, BPRNominator, LinearNominator, TwoTowerNominator)}
+
+
+def nominator_from_state(config: dict, arrays: dict) -> Nominator:
+    """Rebuild a fitted nominator from :meth:`Nominator.state` output.
+
+    Raises:
+        ValueError: for an unknown ``kind``.
+    """
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind not in _KINDS:
+        raise ValueError(f"unknown nominator kind {kind!r}; known: {sorted(_KINDS)}")
+    return _KINDS[kind](**config)._restore(arrays)
