@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from widelab_games import (
     concentration,
     creator_neighbourhood,
@@ -30,14 +29,17 @@ def _low_rank(seed=0, m=60, k=40, d=2, density=0.5):
     return sp.csr_matrix((full[rows, cols], (rows, cols)), shape=(m, k)), full
 
 
-@pytest.mark.parametrize("model", ["pmf", "two_tower"])
-def test_gradient_models_recover_low_rank_ratings_and_cv_prefers_small_penalty(model):
+@pytest.mark.parametrize("model, best", [("pmf", 1e-3), ("two_tower", 0.1)])
+def test_gradient_models_recover_low_rank_ratings_and_cv_picks_the_penalty(model, best):
+    """Noise-free rank-2 ratings: PMF needs almost no penalty; the two-tower model's free
+    id embeddings overfit without one (held-out RMSE far above the ratings' spread), so
+    cross-validation must pick the middle value; a huge penalty underfits both."""
     r, full = _low_rank()
-    emb = fit_embeddings(r, model, 2, regs=[1e-3, 30.0], n_folds=2, steps=600)
+    emb = fit_embeddings(r, model, 2, regs=[1e-3, 0.1, 30.0], n_folds=2, steps=600)
     assert emb.users.shape == (60, 2) and emb.items.shape == (40, 2)
-    assert emb.reg == 1e-3 and emb.cv[1e-3] < emb.cv[30.0]
-    # held-out error well below the ratings' spread (noise-free rank-2 data)
+    assert emb.reg == best
     assert emb.val_rmse < 0.35 * full.std()
+    assert emb.cv[30.0] > 0.9 * full.std()
 
 
 def test_nmf_is_non_negative_and_cv_table_complete():

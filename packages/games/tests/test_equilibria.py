@@ -4,7 +4,6 @@ import itertools
 
 import numpy as np
 import pytest
-
 from widelab_games import (
     best_response_gains,
     circle_candidates,

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from widelab_core.testing import float64
-
 from widelab_games import exposure, make_game, riemannian_gradients, utilities
 from widelab_games.game import own_hessians, utilities_and_gradients
 

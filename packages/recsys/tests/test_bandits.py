@@ -3,7 +3,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from widelab_core.testing import standard_error
-
 from widelab_recsys import (
     linucb_init,
     linucb_numpy_incremental,

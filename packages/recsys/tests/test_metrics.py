@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from widelab_recsys import (
     hits_at_k,
     implicit_precision_at_k,
@@ -13,9 +12,7 @@ from widelab_recsys import (
 
 # Three users; relevant sets {1, 2}, {0, 3, 4, 5}, {} ; K = 3.
 TEST = sp.csr_matrix(
-    np.array(
-        [[0, 1, 1, 0, 0, 0], [1, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0]], dtype=np.float32
-    )
+    np.array([[0, 1, 1, 0, 0, 0], [1, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0]], dtype=np.float32)
 )
 REC = np.array([[2, 0, 1], [3, 1, -1], [0, 1, 2]])
 

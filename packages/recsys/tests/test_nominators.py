@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from widelab_recsys import (
     ALSNominator,
     BPRNominator,
@@ -21,9 +20,9 @@ FU, GI = svd_features(M, 4)
 
 FACTORIES = {
     "als": lambda: ALSNominator(factors=3, iterations=3),
-    "bpr": lambda: BPRNominator(factors=3, iterations=5),
-    "linear": lambda: LinearNominator(rank=2, epochs=3),
-    "two_tower": lambda: TwoTowerNominator(rank=2, hidden=8, epochs=3),
+    "bpr": lambda: BPRNominator(factors=3, iterations=100, learning_rate=0.05),
+    "linear": lambda: LinearNominator(rank=2, epochs=80, batch_size=20),
+    "two_tower": lambda: TwoTowerNominator(rank=2, hidden=8, epochs=80, batch_size=20),
 }
 
 

@@ -230,7 +230,12 @@ class MCPrediction(NamedTuple):
 
 
 def mc_dropout_predict(
-    net: Layer, params, x: jax.Array, *, key: jax.Array, n_samples: int = 50,
+    net: Layer,
+    params,
+    x: jax.Array,
+    *,
+    key: jax.Array,
+    n_samples: int = 50,
     heteroscedastic: bool = True,
 ) -> MCPrediction:
     """Monte Carlo dropout prediction (Gal, Hron, Kendall 2017, Section 4).
@@ -294,8 +299,11 @@ def regression_network(hidden: int = 64, depth: int = 3, init_p: float = 0.1) ->
         raise ValueError(f"hidden and depth must be >= 1, got {hidden}, {depth}")
     body = []
     for _ in range(depth):
-        body += [ConcreteDropout(init_p), L.Dense(hidden, b_std=1.0, parameterization="standard"),
-                 L.Relu()]
+        body += [
+            ConcreteDropout(init_p),
+            L.Dense(hidden, b_std=1.0, parameterization="standard"),
+            L.Relu(),
+        ]
     body += [ConcreteDropout(init_p), L.Dense(2, b_std=1.0, parameterization="standard")]
     return L.serial(*body)
 
@@ -372,8 +380,11 @@ def concrete_dropout_study(
             step, (params, opt.init(params)), jax.random.split(k_train, steps)
         )
         probs = jnp.stack(
-            [dropout_probability(pp) for lay, pp in _leaves(net, params)
-             if isinstance(lay, ConcreteDropout)]
+            [
+                dropout_probability(pp)
+                for lay, pp in _leaves(net, params)
+                if isinstance(lay, ConcreteDropout)
+            ]
         )
         pred = mc_dropout_predict(net, params, jnp.zeros((1, 1)), key=k_pred, n_samples=100)
         return probs, jnp.sqrt(pred.aleatoric[0])

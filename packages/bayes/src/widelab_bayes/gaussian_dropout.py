@@ -51,8 +51,8 @@ def expected_log_square(mu: jax.Array) -> jax.Array:
 
     Hron et al. (2017, 2018): the Poisson-mixture series
     ``log 2 + sum_j e^{-l} l^j / j! psi(1/2 + j)`` with ``l = mu^2 / 2`` for
-    ``mu^2 <= 100``, and the asymptotic series
-    ``log mu^2 - mu^-2 - 3/2 mu^-4 - 5 mu^-6 - 105/4 mu^-8 - 189 mu^-10`` beyond
+    ``1e-4 <= mu^2/2``, ``mu^2 <= 100`` (its Taylor expansion below), and the asymptotic series
+    ``log mu^2 - sum_k (2k-1)!! / k mu^-2k`` (``k <= 7``) beyond
     (obtained by integrating the asymptotic expansion of ``2 sqrt(2) D(mu / sqrt(2))``).
 
     Args:
@@ -66,19 +66,23 @@ def expected_log_square(mu: jax.Array) -> jax.Array:
         mu = mu.astype(jnp.zeros(()).dtype)
     mu2 = mu * mu
     small = mu2 <= _SERIES_MAX_MU2
-    lam = jnp.where(small, mu2 / 2, 1.0)
+    lam_true = mu2 / 2
+    tiny = lam_true < 1e-4
+    # series branch (safe values elsewhere so no branch produces NaN gradients)
+    lam = jnp.where(small & ~tiny, lam_true, 1.0)
     bshape = (1,) * lam.ndim + (_SERIES_TERMS,)
     j = jnp.asarray(_J, mu.dtype).reshape(bshape)
-    lam_ = lam[..., None]
     log_fact = jnp.asarray(_LOG_FACT, mu.dtype).reshape(bshape)
-    log_pois = -lam_ + j * jnp.log(jnp.maximum(lam_, 1e-30)) - log_fact
-    log_pois = jnp.where((lam_ == 0) & (j > 0), -jnp.inf, log_pois)
-    log_pois = jnp.where((lam_ == 0) & (j == 0), 0.0, log_pois)
     psi = jnp.asarray(_DIGAMMA_HALF_J, mu.dtype).reshape(bshape)
+    log_pois = -lam[..., None] + j * jnp.log(lam)[..., None] - log_fact
     series = math.log(2.0) + jnp.sum(jnp.exp(log_pois) * psi, -1)
+    # near 0: Taylor expansion of the same series, g0 + 2 l - 2/3 l^2 + 8/45 l^3
+    taylor = _G0 + lam_true * (2.0 + lam_true * (-2.0 / 3.0 + lam_true * (8.0 / 45.0)))
+    series = jnp.where(tiny, taylor, series)
     big = jnp.where(small, 1e4, mu2)
     inv = 1.0 / big
-    asym = jnp.log(big) - inv * (1 + inv * (1.5 + inv * (5 + inv * (26.25 + inv * 189.0))))
+    tail = 26.25 + inv * (189.0 + inv * (1732.5 + inv * 19305.0))
+    asym = jnp.log(big) - inv * (1 + inv * (1.5 + inv * (5 + inv * tail)))
     return jnp.where(small, series, asym)
 
 
@@ -133,9 +137,7 @@ def molchanov_kl(log_alpha: jax.Array) -> jax.Array:
         The approximate KL (same shape).
     """
     log_alpha = _check_log_alpha(log_alpha)
-    neg = (
-        _K1 * jax.nn.sigmoid(_K2 + _K3 * log_alpha) - 0.5 * jax.nn.softplus(-log_alpha) - _K1
-    )
+    neg = _K1 * jax.nn.sigmoid(_K2 + _K3 * log_alpha) - 0.5 * jax.nn.softplus(-log_alpha) - _K1
     return -neg
 
 
@@ -297,8 +299,13 @@ class SpuriousMinimum(NamedTuple):
 
 
 def additive_spurious_minimum(
-    *, slope: float = 1.0, n: int = 20, start_theta: float = 0.05, start_sigma: float = 0.02,
-    steps: int = 4000, lr: float = 0.01,
+    *,
+    slope: float = 1.0,
+    n: int = 20,
+    start_theta: float = 0.05,
+    start_sigma: float = 0.02,
+    steps: int = 4000,
+    lr: float = 0.01,
 ) -> SpuriousMinimum:
     """Optimise both parameterisations from the same start on ``y = slope * x``.
 
@@ -406,7 +413,9 @@ def qkl_degenerate_gaussian(
             f"shapes do not match: mean_q {mean_q.shape}, mean_p {mean_p.shape}, cov_p {cov_p.shape}"
         )
     if basis.ndim != 2 or basis.shape[0] != d or variances.shape != (basis.shape[1],):
-        raise ValueError(f"basis must be (d, r) and variances (r,): {basis.shape}, {variances.shape}")
+        raise ValueError(
+            f"basis must be (d, r) and variances (r,): {basis.shape}, {variances.shape}"
+        )
     r = basis.shape[1]
     basis_np, var_np = _concrete(basis), _concrete(variances)
     if basis_np is not None and var_np is not None:

@@ -194,6 +194,7 @@ def sample_ghmc(
     persistence: float = 0.9,
     target_accept: float = 0.9,
     adapt_step_size: bool = True,
+    thin: int = 1,
 ) -> SampleResult:
     """Run generalised HMC on many chains at once (vmap), storing only projections.
 
@@ -212,14 +213,19 @@ def sample_ghmc(
         persistence: momentum persistence ``a`` of :func:`ghmc_step`.
         target_accept: target mean acceptance probability for the adaptation.
         adapt_step_size: tune the step size during warm-up.
+        thin: transitions per stored draw (the projection is evaluated only on
+            stored draws, which matters when it is costlier than a gradient).
 
     Returns:
-        A :class:`SampleResult`; one gradient evaluation per transition.
+        A :class:`SampleResult`; one gradient evaluation per transition, so
+        ``gradients_per_chain = num_samples * thin``.
 
     Raises:
         ValueError: bad shapes, non-finite starting points, or bad settings.
     """
     init_positions = _check_init(init_positions, num_warmup, num_samples)
+    if int(thin) < 1:
+        raise ValueError(f"thin must be >= 1, got {thin}")
     if not 0.0 <= persistence < 1.0:
         raise ValueError(f"persistence must be in [0, 1), got {persistence}")
     if not (step_size > 0 and 0.0 < target_accept < 1.0):
@@ -259,15 +265,24 @@ def sample_ghmc(
         states = carry[0]
         eps = jnp.exp(carry[2]) if (adapt_step_size and num_warmup > 0) else jnp.exp(log_eps0)
 
-        def body(carry, k):
-            states, mom = carry
+        def one(carry, k):
+            states, acc, div, nonfinite = carry
             states, info = step(
                 jax.random.split(k, chains), states, logdensity_fn, eps, persistence
             )
+            acc = acc + info.acceptance_prob
+            return (states, acc, div + info.divergent, nonfinite + info.nonfinite), None
+
+        def body(carry, k):
+            states, mom = carry
+            zero = jnp.zeros((chains,), dtype)
+            izero = jnp.zeros((chains,), jnp.int32)
+            (states, acc, div, nonfinite), _ = jax.lax.scan(
+                one, (states, zero, izero, izero), jax.random.split(k, thin)
+            )
             mom = jax.vmap(_welford)(mom, states.position)
             proj = jax.vmap(project)(states.position)
-            stats = (info.acceptance_prob, info.divergent, info.nonfinite)
-            return (states, mom), (proj, stats)
+            return (states, mom), (proj, (acc / thin, div, nonfinite))
 
         zeros = jnp.zeros_like(init_positions)
         mom0 = (jnp.zeros((chains,), dtype), zeros, zeros)
@@ -285,7 +300,7 @@ def sample_ghmc(
         acceptance_rate=float(np.mean(stats[0])),
         divergences=int(np.sum(stats[1])),
         nonfinite=int(np.sum(stats[2])),
-        gradients_per_chain=float(num_samples),
+        gradients_per_chain=float(num_samples * thin),
         warmup_gradients_per_chain=float(num_warmup),
         step_size=float(eps),
         seconds=seconds,

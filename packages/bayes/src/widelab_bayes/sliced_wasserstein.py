@@ -129,7 +129,9 @@ def wasserstein_1d(u: jax.Array, v: jax.Array, p: float = 2.0) -> jax.Array:
         return jnp.mean(jnp.abs(us - vs) ** p, axis=-1)
     dtype = us.dtype
     t = jnp.sort(
-        jnp.concatenate([jnp.arange(1, n + 1, dtype=dtype) / n, jnp.arange(1, m + 1, dtype=dtype) / m])
+        jnp.concatenate(
+            [jnp.arange(1, n + 1, dtype=dtype) / n, jnp.arange(1, m + 1, dtype=dtype) / m]
+        )
     )
     dt = jnp.diff(t, prepend=jnp.zeros((1,), dtype))
     mid = t - dt / 2
@@ -255,7 +257,9 @@ def sliced_wasserstein_gaussian(
     mean_x = jnp.atleast_1d(jnp.asarray(mean_x))
     mean_y = jnp.atleast_1d(jnp.asarray(mean_y))
     if mean_x.shape != mean_y.shape or mean_x.ndim != 1:
-        raise ValueError(f"means must be (d,) vectors of equal size: {mean_x.shape}, {mean_y.shape}")
+        raise ValueError(
+            f"means must be (d,) vectors of equal size: {mean_x.shape}, {mean_y.shape}"
+        )
     if std_x < 0 or std_y < 0:
         raise ValueError(f"standard deviations must be >= 0, got {std_x} and {std_y}")
     d = mean_x.shape[0]

@@ -105,6 +105,7 @@ def sample_bnn(
     num_samples: int = 500,
     num_projections: int = 8,
     persistence: float = 0.9,
+    thin: int = 1,
     seed: int = 0,
 ) -> Run:
     """Sample one toy BNN posterior with one method and summarise in function space.
@@ -120,6 +121,7 @@ def sample_bnn(
         num_samples: stored transitions per chain.
         num_projections: fixed random projections of the 25 test predictions.
         persistence: GHMC momentum persistence.
+        thin: GHMC transitions per stored draw.
         seed: data seed.
 
     Returns:
@@ -159,6 +161,7 @@ def sample_bnn(
             num_samples=num_samples,
             project=project,
             persistence=persistence,
+            thin=thin,
         )
     return _summarise(method, width, res)
 

@@ -33,6 +33,11 @@ import numpy as np
 # --------------------------------------------------------------------------------------
 
 
+def _env_rng(seed: int) -> np.random.Generator:
+    """Environment randomness, on a stream distinct from an agent given the same seed."""
+    return np.random.default_rng([int(seed), 7919])
+
+
 class BinaryTreeMDP:
     """The binary tree MDP of depth ``L`` (Janz et al. 2019, Section 5.1).
 
@@ -58,7 +63,7 @@ class BinaryTreeMDP:
         self.depth = int(depth)
         self.horizon = self.depth
         self.n_states = 2 * self.depth + 1
-        self.correct = np.random.default_rng(seed).integers(0, 2, self.depth)
+        self.correct = _env_rng(seed).integers(0, 2, self.depth)
 
     def reset(self) -> int:
         """The start state ``g_0``."""
@@ -108,7 +113,7 @@ class DeepSea:
         self.size = int(size)
         self.horizon = self.size
         self.n_states = (self.size + 1) ** 2
-        self.right = np.random.default_rng(seed).integers(0, 2, (self.size, self.size + 1))
+        self.right = _env_rng(seed).integers(0, 2, (self.size, self.size + 1))
 
     def reset(self) -> int:
         """The start state (row 0, column 0)."""
@@ -226,8 +231,16 @@ class TabularSU:
     """
 
     def __init__(
-        self, n_states: int, n_actions: int, *, gamma: float = 1.0, lr: float = 1.0,
-        sweeps: int | None = None, prior_var: float = 1.0, noise_var: float = 0.01, seed: int = 0,
+        self,
+        n_states: int,
+        n_actions: int,
+        *,
+        gamma: float = 1.0,
+        lr: float = 1.0,
+        sweeps: int | None = None,
+        prior_var: float = 1.0,
+        noise_var: float = 0.01,
+        seed: int = 0,
     ):
         if not 0 < lr <= 1 or not 0 <= gamma <= 1:
             raise ValueError(f"need 0 < lr <= 1 and 0 <= gamma <= 1, got {lr}, {gamma}")
@@ -256,9 +269,10 @@ class TabularSU:
         for _ in range(self.sweeps if self.sweeps is not None else horizon):
             q_next = self.psi.reshape(-1, self.nA, self.d)[nxt] @ self.w  # (m, nA)
             a_next = np.argmax(q_next, axis=1)
-            target = np.eye(self.d)[keys] + self.gamma * (~done)[:, None] * self.psi[
-                nxt * self.nA + a_next
-            ]
+            target = (
+                np.eye(self.d)[keys]
+                + self.gamma * (~done)[:, None] * self.psi[nxt * self.nA + a_next]
+            )
             self.psi[keys] += self.lr * (target - self.psi[keys])
 
     def act(self, s: int) -> int:
@@ -524,8 +538,16 @@ class NeuralSU:
     """
 
     def __init__(
-        self, env, *, hidden: int = 64, train_steps: int = 50, lr: float = 1e-2,
-        gamma: float = 1.0, prior_var: float = 1.0, noise_var: float = 0.01, seed: int = 0,
+        self,
+        env,
+        *,
+        hidden: int = 64,
+        train_steps: int = 50,
+        lr: float = 1e-2,
+        gamma: float = 1.0,
+        prior_var: float = 1.0,
+        noise_var: float = 0.01,
+        seed: int = 0,
     ):
         import jax
         import jax.numpy as jnp
@@ -533,7 +555,9 @@ class NeuralSU:
         from widelab_core import layers as L
 
         if hidden < 1 or train_steps < 0 or lr <= 0:
-            raise ValueError(f"need hidden >= 1, train_steps >= 0, lr > 0: {hidden}, {train_steps}, {lr}")
+            raise ValueError(
+                f"need hidden >= 1, train_steps >= 0, lr > 0: {hidden}, {train_steps}, {lr}"
+            )
         self.nA = env.n_actions
         obs = np.stack([env.observation(s) for s in range(env.n_states)])
         self.D = obs.shape[1]
@@ -541,7 +565,9 @@ class NeuralSU:
         self.obs = jnp.asarray(obs, jnp.float32)
         eye = jnp.eye(self.nA, dtype=jnp.float32)
         # phi_all[s, a] = onehot(a) kron x(s): (S, A, d)
-        self.phi_all = jnp.einsum("ab,sd->sabd", eye, self.obs).reshape(env.n_states, self.nA, self.d)
+        self.phi_all = jnp.einsum("ab,sd->sabd", eye, self.obs).reshape(
+            env.n_states, self.nA, self.d
+        )
         self.net = L.serial(L.Dense(hidden), L.Relu(), L.Dense(self.nA * self.d, W_std=0.1))
         _, self.params = self.net.init(jax.random.key(seed), (-1, self.D))
         self.opt = optax.adam(lr)
@@ -557,7 +583,14 @@ class NeuralSU:
         self.buf_mask = np.zeros(cap, np.float32)
         self.index: dict[tuple[int, int], int] = {}
         self.w = np.zeros(self.d, np.float32)
-        net, phi_all, obs_all, nA, d, opt = self.net, self.phi_all, self.obs, self.nA, self.d, self.opt
+        net, phi_all, obs_all, nA, d, opt = (
+            self.net,
+            self.phi_all,
+            self.obs,
+            self.nA,
+            self.d,
+            self.opt,
+        )
 
         def psi(params, states):
             return phi_all[states] + net.apply(params, obs_all[states]).reshape(-1, nA, d)
@@ -594,8 +627,14 @@ class NeuralSU:
         self.w = self.blr.sample(self.rng).astype(np.float32)
         if self.index and self.train_steps:
             self.params, self.opt_state = self._train(
-                self.params, self.opt_state, self.w, self.buf_s, self.buf_a, self.buf_s2,
-                self.buf_done, self.buf_mask,
+                self.params,
+                self.opt_state,
+                self.w,
+                self.buf_s,
+                self.buf_a,
+                self.buf_s2,
+                self.buf_done,
+                self.buf_mask,
             )
         # psi is fixed within an episode: tabulate the sampled Q once
         self._q_table = np.asarray(self._q_all(self.params, self.w))

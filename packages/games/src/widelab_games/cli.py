@@ -14,14 +14,18 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def _ints(text: str) -> list[int]:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -29,6 +33,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--data", default="synthetic", choices=SOURCES, help="rating data source")
     p.add_argument("--path", default=None, help="folder of MovieLens-100K/1M or LastFM-360K")
+    p.add_argument("--size", type=_ints, default=[300, 200], help="synthetic users,items")
+    p.add_argument("--regs", type=_floats, default=None, help="regularisation grid (CV)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--out", default="widelab-games", help="output folder")
 
@@ -54,6 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--max-steps", type=int, default=1000, help="ascent steps per tau")
 
 
+def _size(args) -> tuple[int, int]:
+    if len(args.size) != 2:
+        raise ValueError(f"--size needs two integers (users,items); got {args.size}")
+    return args.size[0], args.size[1]
+
+
 def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -74,8 +86,8 @@ def _solve(args) -> int:
     from .secondorder import second_order_test
     from .solve import best_response_gains, continuation
 
-    data = load_ratings(args.data, args.path, seed=args.seed)
-    emb = fit_embeddings(data.ratings, args.model, args.dim, seed=args.seed)
+    data = load_ratings(args.data, args.path, seed=args.seed, size=_size(args))
+    emb = fit_embeddings(data.ratings, args.model, args.dim, regs=args.regs, seed=args.seed)
     users, _ = demand_users(emb)
     game = make_game(users, args.n, args.taus[0])
     key = jax.random.key(args.seed)
@@ -121,8 +133,9 @@ def _audit(args) -> int:
     from .data import load_ratings
     from .study import SweepConfig, plot_tau_sweep, run_sweep
 
-    data = load_ratings(args.data, args.path, seed=args.seed)
+    data = load_ratings(args.data, args.path, seed=args.seed, size=_size(args))
     cfg = SweepConfig(
+        regs=args.regs,
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
         dims=tuple(args.dims),
         taus=tuple(args.taus),

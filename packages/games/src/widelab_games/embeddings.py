@@ -67,8 +67,7 @@ def check_ratings(ratings) -> sp.csr_matrix:
         coo = r.tocoo()
         k = int(np.flatnonzero(~np.isfinite(coo.data))[0])
         raise ValueError(
-            f"ratings has a non-finite value {coo.data[k]} at user {coo.row[k]}, "
-            f"item {coo.col[k]}"
+            f"ratings has a non-finite value {coo.data[k]} at user {coo.row[k]}, item {coo.col[k]}"
         )
     return r
 
@@ -281,9 +280,7 @@ def fit_embeddings(
             for f in range(n_folds):
                 tr, va = fold != f, fold == f
                 if model == "nmf":  # scikit-learn's NMF has no mask: drop held-out entries
-                    train = sp.csr_matrix(
-                        (coo.data[tr], (coo.row[tr], coo.col[tr])), shape=r.shape
-                    )
+                    train = sp.csr_matrix((coo.data[tr], (coo.row[tr], coo.col[tr])), shape=r.shape)
                     _, _, predict = fit(train, dim, reg, seed, steps)
                 else:
                     _, _, predict = fit(r, dim, reg, seed, steps, train_mask=tr)

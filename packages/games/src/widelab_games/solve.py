@@ -63,8 +63,8 @@ def _schedule(lr, decay_steps):
     return lambda t: lr / jnp.sqrt(1.0 + t / decay_steps)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "max_steps", "user_batch", "decay_steps"))
-def _ascend(users, weights, tau, theta0, lr, tol, *, method, max_steps, user_batch, decay_steps):
+@functools.partial(jax.jit, static_argnames=("method", "user_batch", "decay_steps"))
+def _ascend(users, weights, tau, theta0, lr, tol, max_steps, *, method, user_batch, decay_steps):
     """Simultaneous ascent for a batch of restarts ``theta0 (R, n, d)``."""
     opt = optax.adam(_schedule(lr, decay_steps))
 
@@ -72,30 +72,31 @@ def _ascend(users, weights, tau, theta0, lr, tol, *, method, max_steps, user_bat
         s = normalize(theta)
         util, g = utilities_and_gradients(users, weights, s, tau, user_batch)
         rg = tangent_project(s, g)
-        return s, util, rg, tau * jnp.max(jnp.linalg.norm(rg, axis=-1))
+        return util, rg, tau * jnp.max(jnp.linalg.norm(rg, axis=-1))
 
     def one(theta):
         def cond(carry):
-            _, _, t, crit = carry
+            t, crit = carry[2], carry[3]
             return (t < max_steps) & (crit > tol)
 
         def body(carry):
-            th, st, t, _ = carry
-            s, _, rg, _ = crit_and_grad(th)
+            th, st, t, _, rg = carry
             if method == "normalized":
                 grad = rg / jnp.linalg.norm(th, axis=-1, keepdims=True)
                 upd, st = opt.update(-grad, st, th)
                 th = th + upd
             else:  # Riemannian step on the sphere, then the projection retraction
+                s = normalize(th)
                 upd, st = opt.update(-rg, st, s)
                 th = normalize(s + tangent_project(s, upd))
-            crit = crit_and_grad(th)[3]
-            return th, st, t + 1, crit
+            _, rg, crit = crit_and_grad(th)
+            return th, st, t + 1, crit, rg
 
-        crit0 = crit_and_grad(theta)[3]
-        th, _, t, crit = jax.lax.while_loop(cond, body, (theta, opt.init(theta), 0, crit0))
-        s, util, _, crit = crit_and_grad(th)
-        return s, util, crit, t
+        _, rg0, crit0 = crit_and_grad(theta)
+        init = (theta, opt.init(theta), jnp.asarray(0, jnp.int32), crit0, rg0)
+        th, _, t, _, _ = jax.lax.while_loop(cond, body, init)
+        util, _, crit = crit_and_grad(th)
+        return normalize(th), util, crit, t
 
     return jax.vmap(one)(theta0)
 
@@ -189,8 +190,8 @@ def find_equilibria(
         theta0,
         jnp.asarray(learning_rate, game.users.dtype),
         jnp.asarray(tol, game.users.dtype),
+        jnp.asarray(int(max_steps), jnp.int32),
         method=method,
-        max_steps=int(max_steps),
         user_batch=user_batch,
         decay_steps=int(decay_steps),
     )
@@ -252,7 +253,7 @@ def continuation(
             x = x + jitter * _rng(key, j).standard_normal(x.shape)
             init = x / np.linalg.norm(x, axis=-1, keepdims=True)
         res = find_equilibria(game.with_tau(t), key=key, init=init, **kwargs)
-        out.append(res)
+        out.append(res._replace(tau=t))
         init = res.profiles
     return out
 

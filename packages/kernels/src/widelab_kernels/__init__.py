@@ -2,18 +2,47 @@
 
 from . import rules  # noqa: F401  (registers the built-in rules)
 from .analytic import KernelFn, input_kernel, kernel_fn
+from .empirical import empirical_kernel_fn, empirical_nngp, empirical_ntk, ntk_vector_product
 from .kernel import Kernel
+from .monte_carlo import monte_carlo_kernel_fn
+from .predict import (
+    EnsemblePrediction,
+    GPPosterior,
+    MSEDynamics,
+    cross_entropy_loss_grad,
+    gp_inference,
+    gradient_descent,
+    gradient_descent_mse,
+    gradient_descent_mse_ensemble,
+    max_learning_rate,
+    mse_loss_grad,
+)
 from .registry import KernelError, RuleContext, get_rule, register_rule
 
 __version__ = "0.1.0"
 __all__ = [
+    "EnsemblePrediction",
+    "GPPosterior",
     "Kernel",
     "KernelError",
     "KernelFn",
+    "MSEDynamics",
     "RuleContext",
     "__version__",
+    "cross_entropy_loss_grad",
+    "empirical_kernel_fn",
+    "empirical_nngp",
+    "empirical_ntk",
     "get_rule",
+    "gp_inference",
+    "gradient_descent",
+    "gradient_descent_mse",
+    "gradient_descent_mse_ensemble",
     "input_kernel",
     "kernel_fn",
+    "max_learning_rate",
+    "monte_carlo_kernel_fn",
+    "mse_loss_grad",
+    "ntk_vector_product",
     "register_rule",
 ]

@@ -149,36 +149,52 @@ def _head(width: int) -> L.Layer:
                     L.Dense(1, parameterization="standard"))
 
 
+def _pool(task: str, h: jax.Array, tokens: jax.Array) -> jax.Array:
+    """Sentence task: the hidden state of the last non-pad token; token task: all."""
+    if task == "sentence":
+        last = jnp.sum((tokens != 0).astype(jnp.int32), axis=1) - 1
+        return h[jnp.arange(h.shape[0]), last]
+    return h
+
+
+def _bce(z, labels, weight):
+    pos = jnp.sum(weight * labels) / jnp.maximum(jnp.sum(weight), 1.0)
+    pw = (1.0 - pos) / jnp.clip(pos, 1e-3, 1.0)  # balance the classes
+    ll = labels * pw * jax.nn.log_sigmoid(z) + (1 - labels) * jax.nn.log_sigmoid(-z)
+    return -jnp.sum(ll * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _fit(body_cfg, dcfg, train_body, steps, body_p, head_p, tokens, labels, weight):
     body = transformer(body_cfg).layers[0]
     head = _head(dcfg.width)
     opt = optax.adamw(dcfg.lr, weight_decay=1e-4)
+    if train_body:
+        p0 = (body_p, head_p)
 
-    def scores(bp, hp):
-        h = body.apply(bp, tokens)
-        if dcfg.task == "sentence":
-            last = jnp.sum((tokens != 0).astype(jnp.int32), axis=1) - 1
-            h = h[jnp.arange(h.shape[0]), last]
-        return head.apply(hp, h)[..., 0]
+        def loss(p):
+            h = _pool(dcfg.task, body.apply(p[0], tokens), tokens)
+            return _bce(head.apply(p[1], h)[..., 0], labels, weight)
+    else:  # frozen LM: features once, then only the head learns
+        p0 = head_p
+        feats = _pool(dcfg.task, body.apply(body_p, tokens), tokens)
 
-    def loss(p):
-        bp, hp = p if train_body else (body_p, p[1])
-        z = scores(bp, hp)
-        pos = jnp.sum(weight * labels) / jnp.maximum(jnp.sum(weight), 1.0)
-        pw = (1.0 - pos) / jnp.clip(pos, 1e-3, 1.0)  # balance the classes
-        ll = labels * pw * jax.nn.log_sigmoid(z) + (1 - labels) * jax.nn.log_sigmoid(-z)
-        return -jnp.sum(ll * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+        def loss(p):
+            return _bce(head.apply(p, feats)[..., 0], labels, weight)
 
     def step(carry, _):
         p, s = carry
-        g = jax.grad(loss)(p)
-        u, s = opt.update(g, s, p)
+        u, s = opt.update(jax.grad(loss)(p), s, p)
         return (optax.apply_updates(p, u), s), None
 
-    p0 = (body_p, head_p)
     (p, _), _ = jax.lax.scan(step, (p0, opt.init(p0)), None, length=steps)
-    return p
+    return p if train_body else (body_p, p)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _score(body_cfg, dcfg, body_p, head_p, tokens):
+    h = _pool(dcfg.task, transformer(body_cfg).layers[0].apply(body_p, tokens), tokens)
+    return _head(dcfg.width).apply(head_p, h)[..., 0]
 
 
 @dataclasses.dataclass
@@ -192,12 +208,10 @@ class Detector:
 
     def scores(self, tokens: np.ndarray) -> np.ndarray:
         """Sentence task: one score per row. Token task: ``(rows, width)`` scores."""
-        body = transformer(self.body_cfg).layers[0]
-        h = body.apply(self.body_params, jnp.asarray(tokens))
-        if self.config.task == "sentence":
-            last = np.sum(np.asarray(tokens) != 0, axis=1) - 1
-            h = h[jnp.arange(h.shape[0]), jnp.asarray(last)]
-        return np.asarray(_head(self.config.width).apply(self.head_params, h)[..., 0])
+        return np.asarray(
+            _score(self.body_cfg, self.config, self.body_params, self.head_params,
+                   jnp.asarray(tokens))
+        )
 
 
 def train_detector(

@@ -37,9 +37,9 @@ from .nominators import (
     nominator_from_state,
     topk_filtered,
 )
+from .planted import PlantedData, planted_groups, train_test_split
 from .pools import MoEResult, kmeans_pools, learn_pools, random_pools
 from .ranker import MLPRanker
-from .planted import PlantedData, planted_groups, train_test_split
 from .studies import independent_vs_aligned_study, pool_allocation_study, random_recommendation
 from .two_stage import TwoStageRecommender, recommend_all
 

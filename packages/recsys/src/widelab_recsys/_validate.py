@@ -62,6 +62,10 @@ def single_threaded_blas():
     MKL also runs a thread pool; its documentation recommends
     ``threadpoolctl.threadpool_limits(1, "blas")``, which this context applies.
     """
+    # Load implicit's extension modules (and the BLAS they link) before limiting, so
+    # the limit covers every BLAS library in the process.
+    import implicit.cpu.als  # noqa: F401
+    import implicit.cpu.bpr  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):

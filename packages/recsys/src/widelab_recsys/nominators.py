@@ -132,7 +132,8 @@ class _ImplicitNominator(Nominator):
             )
         ids = np.asarray(ids, dtype=np.int64).reshape(len(userids), -1)
         sc = np.asarray(sc, dtype=np.float32).reshape(len(userids), -1)
-        bad = (ids < 0) | ~np.isfinite(sc)
+        # implicit marks filtered items with -FLT_MAX rather than -inf.
+        bad = (ids < 0) | ~np.isfinite(sc) | (sc <= -1e38)
         ids[bad] = -1
         sc[bad] = -np.inf
         if ids.shape[1] < k:
@@ -254,6 +255,7 @@ class _JaxNominator(Nominator):
     seed: int = 0
     params: dict | None = dataclasses.field(default=None, repr=False)
     item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    n_items: int = dataclasses.field(default=0, repr=False)
 
     def init_params(self, key, f_dim: int, g_dim: int, n_items: int) -> dict:
         raise NotImplementedError
@@ -269,26 +271,17 @@ class _JaxNominator(Nominator):
         if user_features is None or item_features is None:
             raise ValueError(f"{type(self).__name__}.fit needs user_features and item_features")
         fu_all = check_features(user_features, n_users, "user_features")
-        gi = jnp.asarray(check_features(item_features, n_items, "item_features"))
-        self.item_features = np.asarray(gi)
+        gi_np = check_features(item_features, n_items, "item_features")
+        # Pad the pool to a multiple of _PAD items (padded logits are masked) so pools of
+        # similar size share one compiled training step.
+        n_pad = -(-n_items // _PAD) * _PAD
+        self.item_features = np.pad(gi_np, ((0, n_pad - n_items), (0, 0)))
+        self.n_items = n_items
+        gi = jnp.asarray(self.item_features)
         key = jax.random.key(self.seed)
-        params = self.init_params(key, fu_all.shape[1], gi.shape[1], n_items)
-        opt = optax.adam(self.learning_rate)
+        params = self.init_params(key, fu_all.shape[1], gi.shape[1], n_pad)
+        step, opt = _train_step(type(self).score, self.learning_rate, self.l2)
         opt_state = opt.init(params)
-        score, l2 = type(self).score, self.l2
-
-        @jax.jit
-        def step(params, opt_state, fu, y):
-            def loss_fn(p):
-                logp = jax.nn.log_softmax(score(p, fu, gi), axis=-1)
-                nll = -(y * logp).sum() / jnp.maximum(y.sum(), 1.0)
-                reg = sum(jnp.sum(v * v) for v in jax.tree.leaves(p))
-                return nll + l2 * reg
-
-            loss, g = jax.value_and_grad(loss_fn)(params)
-            upd, opt_state = opt.update(g, opt_state, params)
-            return optax.apply_updates(params, upd), opt_state, loss
-
         rng = np.random.default_rng(self.seed)
         bs = min(self.batch_size, n_users)
         n_batches = -(-n_users // bs)
@@ -298,8 +291,11 @@ class _JaxNominator(Nominator):
             order = np.resize(rng.permutation(n_users), n_batches * bs)
             for b in range(n_batches):
                 rows = order[b * bs : (b + 1) * bs]
-                y = jnp.asarray(binary[rows].toarray())
-                params, opt_state, _ = step(params, opt_state, jnp.asarray(fu_all[rows]), y)
+                y = np.zeros((bs, n_pad), np.float32)
+                y[:, :n_items] = binary[rows].toarray()
+                params, opt_state, _ = step(
+                    params, opt_state, jnp.asarray(fu_all[rows]), gi, jnp.asarray(y), n_items
+                )
         self.params = jax.tree.map(np.asarray, params)
         return self
 
@@ -312,7 +308,7 @@ class _JaxNominator(Nominator):
             raise ValueError(f"{type(self).__name__}.nominate needs user_features")
         fu = np.asarray(user_features, dtype=np.float32)[np.asarray(userids)]
         s = np.asarray(_jit_score(type(self).score)(self.params, fu, self.item_features))
-        return topk_filtered(s, user_items, k, filter_already_liked_items)
+        return topk_filtered(s[:, : self.n_items], user_items, k, filter_already_liked_items)
 
     def _config(self):
         return {
@@ -328,16 +324,47 @@ class _JaxNominator(Nominator):
     def state(self):
         if self.params is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted; nothing to save")
-        return self._config(), {**self.params, "item_features": self.item_features}
+        return self._config(), {
+            **self.params,
+            "item_features": self.item_features,
+            "n_items": np.asarray(self.n_items),
+        }
 
     def _restore(self, arrays):
         arrays = dict(arrays)
         self.item_features = np.asarray(arrays.pop("item_features"))
+        self.n_items = int(arrays.pop("n_items"))
         self.params = {k: np.asarray(v) for k, v in arrays.items()}
         return self
 
 
 _JIT_CACHE: dict = {}
+_PAD = 64
+
+
+def _train_step(score, learning_rate: float, l2: float):
+    """A jitted Adam step on the multinomial likelihood, cached per model and settings."""
+    cache_key = ("train", score, learning_rate, l2)
+    if cache_key not in _JIT_CACHE:
+        opt = optax.adam(learning_rate)
+
+        @jax.jit
+        def step(params, opt_state, fu, gi, y, n_valid):
+            def loss_fn(p):
+                s = score(p, fu, gi)
+                valid = (jnp.arange(s.shape[1]) < n_valid)[None, :]
+                logp = jax.nn.log_softmax(jnp.where(valid, s, -1e30), axis=-1)
+                logp = jnp.where(valid, logp, 0.0)
+                nll = -(y * logp).sum() / jnp.maximum(y.sum(), 1.0)
+                reg = sum(jnp.sum(v * v) for v in jax.tree.leaves(p))
+                return nll + l2 * reg
+
+            loss, g = jax.value_and_grad(loss_fn)(params)
+            upd, opt_state = opt.update(g, opt_state, params)
+            return optax.apply_updates(params, upd), opt_state, loss
+
+        _JIT_CACHE[cache_key] = (step, opt)
+    return _JIT_CACHE[cache_key]
 
 
 def _jit_score(fn):

@@ -48,6 +48,47 @@ def _score_candidates(params, fu, users, items, gi):
     return _pair_scores(params, eu, hu, items, ei_all, hi_all)
 
 
+@functools.partial(
+    jax.jit,
+    static_argnames=("n_items", "batch_size", "n_negatives", "steps", "learning_rate", "l2"),
+)
+def _train_jit(
+    params, key, rows, cols, fu, gi, *, n_items, batch_size, n_negatives, steps, learning_rate, l2
+):
+    opt = optax.adam(learning_rate)
+    bs = batch_size
+
+    def loss_fn(p, k):
+        k1, k2 = jax.random.split(k)
+        idx = jax.random.randint(k1, (bs,), 0, rows.shape[0])
+        u, i = rows[idx], cols[idx]
+        neg = jax.random.randint(k2, (bs, n_negatives), 0, n_items)
+        items = jnp.concatenate([i[:, None], neg], axis=1)
+        eu = p["P"][u] + fu[u] @ p["Au"]
+        ei = p["Q"][items] + gi[items] @ p["Ai"]
+        hu = eu @ p["Wu"] + p["b1"][None, :]
+        hi = ei @ p["Wi"]
+        dot = jnp.einsum("nd,ncd->nc", eu, ei)
+        x = (eu[:, None, :] * ei) @ p["Wx"]
+        s = dot + jax.nn.relu(hu[:, None, :] + hi + x) @ p["w2"] + p["bi"][items]
+        ce = -jax.nn.log_softmax(s, axis=-1)[:, 0].mean()
+        reg = (eu * eu).sum() / bs + (ei * ei).sum() / bs
+        return ce + l2 * reg
+
+    def body(carry, k):
+        p, o = carry
+        g = jax.grad(loss_fn)(p, k)
+        upd, o = opt.update(g, o, p)
+        return (optax.apply_updates(p, upd), o), None
+
+    (params, _), _ = jax.lax.scan(body, (params, opt.init(params)), jax.random.split(key, steps))
+    return params
+
+
+def _train(params, key, rows, cols, fu, gi, **static):
+    return jax.tree.map(np.asarray, _train_jit(params, key, rows, cols, fu, gi, **static))
+
+
 @dataclasses.dataclass
 class MLPRanker:
     """Higher-capacity ranker over user/item ids and features (see the module docstring).
@@ -125,44 +166,22 @@ class MLPRanker:
         key = jax.random.key(self.seed)
         key, k0 = jax.random.split(key)
         params = self.init_params(k0, n_users, n_items, fu.shape[1], gi.shape[1])
-        opt = optax.adam(self.learning_rate)
-        opt_state = opt.init(params)
         bs = min(self.batch_size, coo.nnz)
         steps = max(1, self.epochs * coo.nnz // bs)
-        n_neg, l2 = self.n_negatives, self.l2
-
-        def loss_fn(p, k):
-            k1, k2 = jax.random.split(k)
-            idx = jax.random.randint(k1, (bs,), 0, rows.shape[0])
-            u, i = rows[idx], cols[idx]
-            neg = jax.random.randint(k2, (bs, n_neg), 0, n_items)
-            items = jnp.concatenate([i[:, None], neg], axis=1)
-            eu = p["P"][u] + fu[u] @ p["Au"]
-            ei = p["Q"][items] + gi[items] @ p["Ai"]
-            hu = eu @ p["Wu"] + p["b1"][None, :]
-            hi = ei @ p["Wi"]
-            dot = jnp.einsum("nd,ncd->nc", eu, ei)
-            x = (eu[:, None, :] * ei) @ p["Wx"]
-            s = dot + jax.nn.relu(hu[:, None, :] + hi + x) @ p["w2"] + p["bi"][items]
-            ce = -jax.nn.log_softmax(s, axis=-1)[:, 0].mean()
-            reg = (eu * eu).sum() / bs + (ei * ei).sum() / bs
-            return ce + l2 * reg
-
-        @jax.jit
-        def run(params, opt_state, key):
-            def body(carry, k):
-                p, o = carry
-                g = jax.grad(loss_fn)(p, k)
-                upd, o = opt.update(g, o, p)
-                return (optax.apply_updates(p, upd), o), None
-
-            (params, opt_state), _ = jax.lax.scan(
-                body, (params, opt_state), jax.random.split(key, steps)
-            )
-            return params, opt_state
-
-        params, _ = run(params, opt_state, key)
-        self.params = jax.tree.map(np.asarray, params)
+        self.params = _train(
+            params,
+            key,
+            rows,
+            cols,
+            fu,
+            gi,
+            n_items=n_items,
+            batch_size=bs,
+            n_negatives=self.n_negatives,
+            steps=steps,
+            learning_rate=self.learning_rate,
+            l2=self.l2,
+        )
         return self
 
     def score(self, userids, items, user_features, item_features) -> np.ndarray:

@@ -18,9 +18,9 @@ import numpy as np
 
 from .metrics import ranking_metrics
 from .nominators import LinearNominator
+from .planted import planted_groups
 from .pools import kmeans_pools, learn_pools, random_pools
 from .ranker import MLPRanker
-from .planted import planted_groups
 from .two_stage import TwoStageRecommender, recommend_all
 
 __all__ = ["independent_vs_aligned_study", "pool_allocation_study", "random_recommendation"]

@@ -158,20 +158,26 @@ class GlobalSelfAttention(Layer):
                 self, f"needs inputs (batch, *spatial, channels) of rank >= 3, got {shape}"
             )
         d_e, d_k, d_v = self._in_channels(shape)
-        dtype = jnp.zeros(()).dtype
-        k_q, k_k, k_v, k_o, k_b, k_e = jax.random.split(key, 6)
         h = self.n_heads
-        params = {
-            "W_key": jax.random.normal(k_k, (h, d_k, self.n_chan_key), dtype),
-            "W_value": jax.random.normal(k_v, (h, d_v, self.n_chan_val), dtype),
-            "W_out": jax.random.normal(k_o, (h * self.n_chan_val, self.n_chan_out), dtype),
+        shapes = {
+            "W_key": (h, d_k, self.n_chan_key),
+            "W_value": (h, d_v, self.n_chan_val),
+            "W_out": (h * self.n_chan_val, self.n_chan_out),
         }
         if not self.linear_scaling:
-            params["W_query"] = jax.random.normal(k_q, (h, d_k, self.n_chan_key), dtype)
+            shapes["W_query"] = (h, d_k, self.n_chan_key)
         if self.b_std is not None:
-            params["b"] = jax.random.normal(k_b, (self.n_chan_out,), dtype)
+            shapes["b"] = (self.n_chan_out,)
         if self.pos_emb_type != "NONE":
-            params["pos_emb"] = jax.random.normal(k_e, (1, *shape[1:-1], d_e), dtype)
+            shapes["pos_emb"] = (1, *shape[1:-1], d_e)
+        # One draw split into pieces: independent N(0, 1) entries, and one random-bits
+        # kernel for XLA to compile instead of one per parameter.
+        sizes = [math.prod(s) for s in shapes.values()]
+        flat = jax.random.normal(key, (sum(sizes),), jnp.zeros(()).dtype)
+        params, start = {}, 0
+        for (name, s), size in zip(shapes.items(), sizes):
+            params[name] = jnp.reshape(flat[start : start + size], s)
+            start += size
         return shape[:-1] + (self.n_chan_out,), params
 
     # Apply --------------------------------------------------------------

@@ -27,8 +27,10 @@ def _parallel(layer: L.Parallel, ks, ctx: RuleContext):
         raise KernelError(
             layer, f"has {len(layer.layers)} layers but received {len(ks)} branches", ctx.where
         )
-    return [apply_rule(sub, ki, ctx.at(f"parallel[{i}]")) for i, (sub, ki) in enumerate(
-        zip(layer.layers, ks))]
+    return [
+        apply_rule(sub, ki, ctx.at(f"parallel[{i}]"))
+        for i, (sub, ki) in enumerate(zip(layer.layers, ks))
+    ]
 
 
 def _fan_out(layer: L.FanOut, k, ctx: RuleContext):
@@ -163,8 +165,12 @@ def _fan_in_concat(layer, ks, ctx):
     )
 
 
-register_rule(L.Serial, _serial, needs_full_spatial=lambda s: any(map(needs_full_spatial, s.layers)))
-register_rule(L.Parallel, _parallel, needs_full_spatial=lambda s: any(map(needs_full_spatial, s.layers)))
+register_rule(
+    L.Serial, _serial, needs_full_spatial=lambda s: any(map(needs_full_spatial, s.layers))
+)
+register_rule(
+    L.Parallel, _parallel, needs_full_spatial=lambda s: any(map(needs_full_spatial, s.layers))
+)
 register_rule(L.Repeat, _repeat, needs_full_spatial=lambda r: needs_full_spatial(r.layer))
 register_rule(L.FanOut, _fan_out)
 register_rule(L.FanInSum, _fan_in_sum)

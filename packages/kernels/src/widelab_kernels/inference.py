@@ -1,0 +1,818 @@
+"""GP inference and gradient-descent predictions from NNGP and NTK matrices.
+
+Owned by the kernels-predict engineer; import from here rather than rewriting.
+
+Conventions (those of Neural Tangents' ``predict`` module, Novak et al. 2020):
+
+* Kernels are ``(n, n)`` matrices shared by the ``k`` output columns of the targets
+  ``Y`` (``(n, k)``), i.e. traced over the output axis (``trace_axes=(-1,)``).
+  :func:`gradient_descent_mse` and :func:`gradient_descent` also take the untraced
+  layout ``trace_axes=()``: kernels ``(n, k, n, k)`` with targets ``(n, k)``.
+* The MSE loss is ``L = ||f(X) - Y||^2 / (2 Y.size)`` and time ``t`` counts training
+  steps of size ``learning_rate``: gradient flow ``df/dt = -lr * Theta dL/df``, so
+  ``f_t(X) = Y + exp(-lr t Theta / Y.size) (f_0(X) - Y)`` (Lee et al. 2019, "Wide neural
+  networks of any depth evolve as linear models under gradient descent", eq. 9-11).
+* ``diag_reg`` adds ``diag_reg * trace(K) / n`` to the diagonal of the training kernel
+  (``diag_reg_absolute_scale=True``: ``diag_reg`` itself).
+* Kernel arguments may be a :class:`~widelab_kernels.Kernel`, the named tuple returned by
+  ``kernel_fn(..., get=("nngp", "ntk"))``, a mapping ``{"nngp": ..., "ntk": ...}`` or a
+  plain matrix (then it is taken to be the kernel that ``get`` names).
+* Factorisations (Cholesky for ``t = inf``, eigendecompositions for finite ``t``) are
+  computed on first use and cached inside the returned function, under
+  ``jax.ensure_compile_time_eval`` so the returned functions can be jitted.
+* Value checks (finite entries, symmetry, positive semi-definiteness) run when the
+  inputs are concrete; inside ``jit`` only shapes are checked.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+from jax.experimental.ode import odeint
+
+_GETS = ("nngp", "ntk")
+
+
+class Gaussian(NamedTuple):
+    """Mean and covariance of a Gaussian prediction.
+
+    Attributes:
+        mean: ``(..., m, k)`` predicted outputs (leading axes: times).
+        covariance: ``(..., m, m)`` covariance between test points, shared by the ``k``
+            outputs.
+    """
+
+    mean: jax.Array
+    covariance: jax.Array
+
+
+# Validation -------------------------------------------------------------------------
+
+
+def _concrete(x) -> np.ndarray | None:
+    """``x`` as a NumPy array, or ``None`` while tracing."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    return np.asarray(x)
+
+
+def _check_finite(x, what: str) -> None:
+    v = _concrete(x)
+    if v is not None and not np.all(np.isfinite(v)):
+        bad = np.argwhere(~np.isfinite(v))[0]
+        raise ValueError(f"{what} has non-finite entries (first at index {tuple(bad)})")
+
+
+def _as_float(x, what: str) -> jax.Array:
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    _check_finite(x, what)
+    return x
+
+
+def _targets(y_train, where: str) -> jax.Array:
+    y = _as_float(y_train, f"{where}: y_train")
+    if y.ndim != 2:
+        raise ValueError(f"{where}: y_train must be (n_train, k), got shape {y.shape}")
+    return y
+
+
+def _square(k, n: int, what: str) -> jax.Array:
+    k = _as_float(k, what)
+    if k.shape != (n, n):
+        raise ValueError(f"{what} must have shape ({n}, {n}) to match y_train, got {k.shape}")
+    v = _concrete(k)
+    if v is not None:
+        scale = max(float(np.max(np.abs(v))), np.finfo(v.dtype).tiny)
+        asym = float(np.max(np.abs(v - v.T)))
+        if asym > 1e4 * np.finfo(v.dtype).eps * scale:
+            raise ValueError(
+                f"{what} is not symmetric: max |K - K^T| = {asym:.3g} (max |K| = {scale:.3g})"
+            )
+    return 0.5 * (k + k.T)
+
+
+def _is_plain(k) -> bool:
+    return not (isinstance(k, Mapping) or hasattr(k, "nngp") or hasattr(k, "ntk"))
+
+
+def _field_or_none(k, name: str) -> Any:
+    return k.get(name) if isinstance(k, Mapping) else getattr(k, name, None)
+
+
+def _field(k, name: str, what: str, *, plain_ok: bool) -> Any:
+    """The ``name`` matrix of a kernel-like ``k`` (Kernel, named tuple, mapping, array)."""
+    if isinstance(k, Mapping):
+        v = k.get(name)
+    elif hasattr(k, "nngp") or hasattr(k, "ntk"):
+        v = getattr(k, name, None)
+    elif plain_ok:
+        v = k
+    else:
+        raise ValueError(
+            f"{what} is a plain matrix but both 'nngp' and 'ntk' are needed here; pass a "
+            "Kernel, kernel_fn(..., get=('nngp', 'ntk')) or {'nngp': ..., 'ntk': ...}"
+        )
+    if v is None:
+        raise ValueError(f"{what} has no {name!r} matrix; compute it with get including {name!r}")
+    return v
+
+
+def _names(get) -> tuple[str, ...]:
+    names = _GETS if get is None else ((get,) if isinstance(get, str) else tuple(get))
+    if not names or any(g not in _GETS for g in names):
+        raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    return names
+
+
+@functools.cache
+def _result_type(names: tuple[str, ...]):
+    return collections.namedtuple("Predictions", names)
+
+
+def _select(get, results: dict) -> Any:
+    if isinstance(get, str):
+        return results[get]
+    names = _names(get)
+    return _result_type(names)(*(results[g] for g in names))
+
+
+def _regularized(k: jax.Array, diag_reg: float, absolute: bool) -> jax.Array:
+    n = k.shape[0]
+    scale = diag_reg if absolute else diag_reg * jnp.trace(k) / n
+    return k + scale * jnp.eye(n, dtype=k.dtype)
+
+
+def _cholesky(k: jax.Array, what: str) -> jax.Array:
+    chol = jnp.linalg.cholesky(k)
+    c = _concrete(chol)
+    if c is not None and not np.all(np.isfinite(c)):
+        lam = np.linalg.eigvalsh(np.asarray(k, np.float64))
+        raise ValueError(
+            f"{what} is not positive definite (Cholesky failed; eigenvalues in "
+            f"[{lam[0]:.3g}, {lam[-1]:.3g}]); increase diag_reg"
+        )
+    return chol
+
+
+def _eigh(k: jax.Array, what: str) -> tuple[jax.Array, jax.Array]:
+    evals, evecs = jnp.linalg.eigh(k)
+    e = _concrete(evals)
+    if e is not None:
+        top = max(float(np.max(np.abs(e))), np.finfo(e.dtype).tiny)
+        tol = 10 * max(e.shape[0], 10) * np.finfo(e.dtype).eps * top
+        if float(e[0]) < -tol:
+            raise ValueError(
+                f"{what} is not positive semi-definite: smallest eigenvalue {float(e[0]):.3g} "
+                f"(largest {float(e[-1]):.3g})"
+            )
+    return jnp.maximum(evals, 0.0), evecs
+
+
+def _compile_time(fn: Callable) -> Callable:
+    """Run ``fn`` eagerly even inside ``jit`` (its results are cached across calls)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args):
+        with jax.ensure_compile_time_eval():
+            return fn(*args)
+
+    return wrapped
+
+
+def _times(t, learning_rate: float, size: int, dtype) -> jax.Array:
+    t = jnp.asarray(t, dtype)
+    v = _concrete(t)
+    if v is not None and (np.any(np.isnan(v)) or np.any(v < 0)):
+        raise ValueError(f"t must be >= 0 (None or inf for the limit), got {v}")
+    return t * (learning_rate / size)
+
+
+def _phi(evals: jax.Array, tau: jax.Array) -> jax.Array:
+    """``(1 - exp(-lam tau)) / lam`` per time and eigenvalue, with its limit ``tau`` at 0.
+
+    Returns shape ``tau.shape + evals.shape``.
+    """
+    lam = jnp.reshape(evals, (1,) * tau.ndim + evals.shape)
+    tt = jnp.reshape(tau, tau.shape + (1,))
+    safe = jnp.where(lam > 0, lam, 1.0)
+    zero_limit = jnp.where(jnp.isinf(tt), 0.0, tt)
+    return jnp.where(lam > 0, -jnp.expm1(-safe * tt) / safe, zero_limit)
+
+
+def _in_eigenbasis(evecs: jax.Array, coeffs: jax.Array, rhs: jax.Array) -> jax.Array:
+    """``V diag(c_t) V^T rhs`` for each time ``t`` (coeffs ``(*T, n)``, rhs ``(n, c)``)."""
+    proj = evecs.T @ rhs  # (n, c)
+    scaled = coeffs[..., :, None] * jnp.reshape(proj, (1,) * (coeffs.ndim - 1) + proj.shape)
+    return jnp.einsum("ij,...jc->...ic", evecs, scaled)
+
+
+# GP inference -----------------------------------------------------------------------
+
+
+def gp_inference(
+    k_train_train,
+    y_train,
+    *,
+    diag_reg: float = 0.0,
+    diag_reg_absolute_scale: bool = False,
+) -> Callable[..., Any]:
+    r"""Exact GP posterior of the NNGP, and the NTK-GP of the infinitely trained ensemble.
+
+    ``get="nngp"``: Bayesian posterior of the NNGP prior ``K`` (Rasmussen & Williams 2006,
+    eq. 2.25-2.26): mean ``K_xX K^{-1} Y``, covariance ``K_xx - K_xX K^{-1} K_Xx``.
+    ``get="ntk"``: the ``t = inf`` limit of an infinite ensemble of wide networks trained
+    by gradient descent on MSE (Lee et al. 2019, eq. 16): mean ``Theta_xX Theta^{-1} Y``,
+    covariance ``K_xx - A K_Xx - K_xX A^T + A K_XX A^T`` with ``A = Theta_xX Theta^{-1}``.
+    ``diag_reg`` is added to ``K_XX`` or ``Theta_XX`` where inverted (not in ``A K_XX A^T``).
+
+    Args:
+        k_train_train: training kernel(s): a Kernel, a ``(nngp, ntk)`` named tuple, a
+            mapping, or a plain ``(n, n)`` matrix (used as whichever ``get`` names).
+        y_train: ``(n, k)`` targets.
+        diag_reg: diagonal regulariser, relative to ``trace(K) / n`` unless
+            ``diag_reg_absolute_scale``.
+        diag_reg_absolute_scale: ``diag_reg`` in absolute units.
+
+    Returns:
+        ``predict(get, k_test_train, k_test_test=None)``: for each name in ``get``, the mean
+        ``(m, k)``, or :class:`Gaussian` ``(mean, covariance (m, m))`` when the test-test
+        NNGP ``k_test_test`` is given (a plain matrix there is the NNGP). ``get`` a string
+        gives one result, a tuple a named tuple of results. Cholesky factors are cached.
+
+    Raises:
+        ValueError: shapes do not fit; a kernel is non-finite, asymmetric or (with the
+            regulariser) not positive definite; a needed kernel is missing.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> k = jnp.array([[2.0, 1.0], [1.0, 2.0]])
+        >>> predict = gp_inference(k, jnp.array([[1.0], [0.0]]))
+        >>> [round(float(v), 4) for v in predict("nngp", k)[:, 0]]
+        [1.0, 0.0]
+    """
+    y = _targets(y_train, "gp_inference")
+    n = y.shape[0]
+    train = {}
+
+    def train_matrix(g: str, plain_ok: bool = True) -> jax.Array:
+        with jax.ensure_compile_time_eval():
+            return _train_matrix(g, plain_ok)
+
+    def _train_matrix(g: str, plain_ok: bool) -> jax.Array:
+        if g not in train:
+            k = _field(k_train_train, g, "gp_inference: k_train_train", plain_ok=plain_ok)
+            train[g] = _square(k, n, f"gp_inference: k_train_train.{g}")
+        return train[g]
+
+    @functools.cache
+    def solver(g: str) -> jax.Array:
+        with jax.ensure_compile_time_eval():
+            k = _regularized(train_matrix(g), diag_reg, diag_reg_absolute_scale)
+            return _cholesky(k, f"gp_inference: k_train_train.{g} + diag_reg")
+
+    for g in _GETS:  # validate what was given now, not at the first prediction
+        if _is_plain(k_train_train) or _field_or_none(k_train_train, g) is not None:
+            train_matrix(g)
+            if _is_plain(k_train_train):
+                break
+
+    def solve(g: str, rhs: jax.Array) -> jax.Array:
+        return jsl.cho_solve((solver(g), True), rhs)
+
+    def predict(get, k_test_train, k_test_test=None):
+        names = _names(get)
+        out = {}
+        for g in names:
+            plain = len(names) == 1 and (g == "nngp" or k_test_test is None)
+            if not plain:
+                _field(k_train_train, g, "gp_inference: k_train_train", plain_ok=False)
+            kt = _as_float(
+                _field(k_test_train, g, "gp_inference: k_test_train", plain_ok=plain),
+                f"gp_inference: k_test_train.{g}",
+            )
+            if kt.ndim != 2 or kt.shape[1] != n:
+                raise ValueError(
+                    f"gp_inference: k_test_train.{g} must be (n_test, {n}), got {kt.shape}"
+                )
+            mean = kt @ solve(g, y.astype(kt.dtype))
+            if k_test_test is None:
+                out[g] = mean
+                continue
+            m = kt.shape[0]
+            ktt = _square(
+                _field(k_test_test, "nngp", "gp_inference: k_test_test", plain_ok=True),
+                m,
+                "gp_inference: k_test_test.nngp",
+            )
+            if g == "nngp":
+                cov = ktt - kt @ solve(g, kt.T)
+            else:
+                kx = _as_float(
+                    _field(k_test_train, "nngp", "gp_inference: k_test_train", plain_ok=False),
+                    "gp_inference: k_test_train.nngp",
+                )
+                if kx.shape != kt.shape:
+                    raise ValueError(
+                        f"gp_inference: k_test_train.nngp has shape {kx.shape}, "
+                        f"k_test_train.ntk {kt.shape}"
+                    )
+                a = solve(g, kt.T).T
+                cov = ktt - a @ kx.T - kx @ a.T + a @ train_matrix("nngp", False) @ a.T
+            out[g] = Gaussian(mean, 0.5 * (cov + cov.T))
+        return _select(get if get is not None else names, out)
+
+    return predict
+
+
+# Gradient descent on MSE: one network -------------------------------------------------
+
+
+class _Layout:
+    """Maps kernels and outputs of either layout to a matrix acting on ``(N, c)``."""
+
+    def __init__(self, y: jax.Array, trace_axes: Sequence[int], where: str):
+        ta = tuple(int(a) % 2 for a in trace_axes)
+        if ta not in ((1,), ()):
+            raise ValueError(
+                f"{where}: trace_axes must be (-1,) (kernels (n, n)) or () (kernels "
+                f"(n, k, n, k)) for targets (n, k), got {tuple(trace_axes)}"
+            )
+        self.traced = ta == (1,)
+        self.n, self.k = y.shape
+        self.where = where
+
+    def matrix(self, kernel, rows: int | None, what: str) -> jax.Array:
+        """Kernel ``(rows, n)`` / ``(rows, k, n, k)`` as a 2-D matrix (rows None: square)."""
+        kernel = _as_float(kernel, f"{self.where}: {what}")
+        n, k = self.n, self.k
+        if kernel.ndim == 0:
+            raise ValueError(f"{self.where}: {what} must be a matrix, got a scalar")
+        if self.traced:
+            want = (n, n) if rows is None else (kernel.shape[0], n)
+        else:
+            want = (n, k, n, k) if rows is None else (kernel.shape[0], k, n, k)
+        if kernel.shape != want:
+            raise ValueError(
+                f"{self.where}: {what} must have shape {want} for targets of shape "
+                f"({n}, {k}) and trace_axes={'(-1,)' if self.traced else '()'}, "
+                f"got {kernel.shape}"
+            )
+        mat = kernel if self.traced else jnp.reshape(kernel, (want[0] * k, n * k))
+        if rows is None:
+            return _square(mat, mat.shape[0], f"{self.where}: {what}")
+        return mat
+
+    def flat(self, f: jax.Array) -> jax.Array:
+        return f if self.traced else jnp.reshape(f, f.shape[:-2] + (-1, 1))
+
+    def unflat(self, f: jax.Array) -> jax.Array:
+        return f if self.traced else jnp.reshape(f, f.shape[:-2] + (-1, self.k))
+
+
+def _outputs(f0, shape, dtype, what: str) -> jax.Array:
+    f0 = _as_float(f0, what).astype(dtype)
+    if f0.ndim > len(shape) or f0.shape != tuple(shape)[len(shape) - f0.ndim :]:
+        raise ValueError(f"{what} must have shape {tuple(shape)} (or broadcast), got {f0.shape}")
+    return jnp.broadcast_to(jnp.reshape(f0, (1,) * (len(shape) - f0.ndim) + f0.shape), shape)
+
+
+def gradient_descent_mse(
+    k_train_train,
+    y_train,
+    learning_rate: float = 1.0,
+    diag_reg: float = 0.0,
+    diag_reg_absolute_scale: bool = False,
+    trace_axes: Sequence[int] = (-1,),
+) -> Callable[..., Any]:
+    r"""Outputs of one wide network trained by gradient flow on MSE, at any time ``t``.
+
+    The linearised network (Lee et al. 2019, eq. 9-11) with NTK ``Theta``, loss
+    ``||f - Y||^2 / (2 Y.size)`` and ``tau = lr t / Y.size``:
+    ``f_t(X) = Y + e^{-tau Theta}(f_0(X) - Y)`` and
+    ``f_t(x) = f_0(x) + Theta_xX Theta^{-1}(I - e^{-tau Theta})(Y - f_0(X))``.
+
+    Args:
+        k_train_train: NTK on the training inputs, ``(n, n)`` (or ``(n, k, n, k)`` with
+            ``trace_axes=()``); a plain matrix.
+        y_train: ``(n, k)`` targets.
+        learning_rate: step size; ``t`` counts steps of this size.
+        diag_reg: diagonal regulariser (see the module docstring).
+        diag_reg_absolute_scale: ``diag_reg`` in absolute units.
+        trace_axes: ``(-1,)`` (kernel shared by outputs) or ``()``.
+
+    Returns:
+        ``predict(t=None, fx_train_0=0., fx_test_0=None, k_test_train=None)``. ``t`` is a
+        scalar or an array of times (they become leading axes of the result); ``None``
+        or ``inf`` is the converged network (Cholesky solve; finite ``t`` uses a cached
+        eigendecomposition). ``fx_train_0=None`` skips the training set. Test outputs are
+        computed when ``k_test_train`` (``(m, n)``) is given (``fx_test_0`` defaults to 0).
+        Returns ``fx_train_t``, ``fx_test_t`` or ``(fx_train_t, fx_test_t)``.
+
+    Raises:
+        ValueError: bad shapes, negative ``t``, non-finite or non-PSD kernels.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> k = jnp.array([[2.0, 1.0], [1.0, 2.0]])
+        >>> predict = gradient_descent_mse(k, jnp.array([[1.0], [0.0]]))
+        >>> [round(float(v), 4) for v in predict(None, 0.0)[:, 0]]
+        [1.0, 0.0]
+    """
+    y = _targets(y_train, "gradient_descent_mse")
+    lay = _Layout(y, trace_axes, "gradient_descent_mse")
+    k = _regularized(
+        lay.matrix(k_train_train, None, "k_train_train"), diag_reg, diag_reg_absolute_scale
+    )
+    yf = lay.flat(y)
+    what = "gradient_descent_mse: k_train_train + diag_reg"
+    chol = functools.cache(_compile_time(lambda: _cholesky(k, what)))
+    eig = functools.cache(_compile_time(lambda: _eigh(k, what)))
+
+    def predict(t=None, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
+        if fx_test_0 is not None and k_test_train is None:
+            raise ValueError("gradient_descent_mse: fx_test_0 given without k_test_train")
+        f0 = 0.0 if fx_train_0 is None else fx_train_0
+        f0 = lay.flat(_outputs(f0, y.shape, y.dtype, "gradient_descent_mse: fx_train_0"))
+        kt = None
+        if k_test_train is not None:
+            kt = lay.matrix(k_test_train, 0, "k_test_train")
+            m = kt.shape[0] // (1 if lay.traced else lay.k)
+            ft0 = 0.0 if fx_test_0 is None else fx_test_0
+            ft0 = lay.flat(_outputs(ft0, (m, lay.k), y.dtype, "gradient_descent_mse: fx_test_0"))
+        resid = yf - f0
+        if t is None or (_concrete(t) is not None and np.all(np.isinf(_concrete(t)))):
+            lead = () if t is None else jnp.shape(t)
+            f_tr = jnp.broadcast_to(yf, lead + yf.shape)
+            f_te = None
+            if kt is not None:
+                d = kt @ jsl.cho_solve((chol(), True), resid)
+                f_te = jnp.broadcast_to(ft0 + d, lead + ft0.shape)
+        else:
+            evals, evecs = eig()
+            tau = _times(t, learning_rate, y.size, y.dtype)
+            lam = jnp.reshape(evals, (1,) * tau.ndim + evals.shape)
+            tt = jnp.reshape(tau, tau.shape + (1,))
+            decay = jnp.where(lam > 0, jnp.exp(-jnp.where(lam > 0, lam, 0.0) * tt), 1.0)
+            f_tr = _lead(yf, decay.ndim + 1) - _in_eigenbasis(evecs, decay, resid)
+            f_te = None
+            if kt is not None:
+                d = _in_eigenbasis(evecs, _phi(evals, tau), resid)
+                f_te = _lead(ft0, d.ndim) + jnp.einsum("mn,...nc->...mc", kt, d)
+        f_tr = lay.unflat(f_tr)
+        if kt is None:
+            return f_tr
+        f_te = lay.unflat(f_te)
+        return f_te if fx_train_0 is None else (f_tr, f_te)
+
+    return predict
+
+
+def max_learning_rate(
+    ntk_train_train,
+    y_train_size: int | None = None,
+    momentum: float = 0.0,
+    eps: float = 1e-12,
+) -> float:
+    r"""Largest stable learning rate of full-batch gradient descent on MSE.
+
+    With loss ``||f - Y||^2 / (2 S)`` (``S = y_train_size``) a step maps the residual by
+    ``I - lr Theta / S`` (linearised network, Lee et al. 2019, eq. 7), a contraction iff
+    ``lr < 2 S / lambda_max(Theta)``; with heavy-ball momentum ``m`` the bound is
+    ``2 (1 + m) S / lambda_max`` (Goh 2017, "Why momentum really works"). Same convention
+    as Neural Tangents' ``max_learning_rate``.
+
+    Args:
+        ntk_train_train: NTK on the training set, ``(n, n)`` or ``(n, k, n, k)``.
+        y_train_size: ``S``, the number of terms the loss averages over; defaults to the
+            rows of the flattened kernel (``n``, or ``n k`` for ``(n, k, n, k)``). Pass
+            ``y_train.size`` for an ``(n, n)`` kernel shared by ``k`` outputs with the loss
+            averaged over all ``n k`` entries.
+        momentum: heavy-ball momentum in ``[0, 1)``.
+        eps: added to ``lambda_max`` to avoid dividing by zero.
+
+    Returns:
+        The critical learning rate (a Python float).
+
+    Raises:
+        ValueError: the kernel is not square or not finite, or ``momentum`` is outside
+            ``[0, 1)``.
+
+    Example:
+        >>> import numpy as np
+        >>> round(max_learning_rate(np.diag([1.0, 4.0])), 6)
+        1.0
+    """
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"max_learning_rate: momentum must be in [0, 1), got {momentum}")
+    k = np.asarray(ntk_train_train, dtype=np.float64)
+    if k.ndim == 4 and k.shape[:2] == k.shape[2:]:
+        k = k.reshape(k.shape[0] * k.shape[1], -1)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(
+            f"max_learning_rate: ntk_train_train must be (n, n) or (n, k, n, k), got {k.shape}"
+        )
+    if not np.all(np.isfinite(k)):
+        raise ValueError("max_learning_rate: ntk_train_train has non-finite entries")
+    size = k.shape[0] if y_train_size is None else int(y_train_size)
+    lam = float(np.linalg.eigvalsh(0.5 * (k + k.T))[-1])
+    return 2.0 * (1.0 + momentum) * size / (lam + eps)
+
+
+# Gradient descent on MSE: infinite ensemble -------------------------------------------
+
+
+def gradient_descent_mse_ensemble(
+    kernel_fn_or_matrices,
+    y_train,
+    *,
+    x_train=None,
+    learning_rate: float = 1.0,
+    diag_reg: float = 0.0,
+    diag_reg_absolute_scale: bool = False,
+    **kernel_fn_kwargs,
+) -> Callable[..., Any]:
+    r"""Mean and covariance of an infinite ensemble of wide networks trained on MSE.
+
+    With ``tau = lr t / Y.size`` and ``P_t = Theta^{-1}(I - e^{-tau Theta})`` (Lee et al.
+    2019, eq. 15-16), ``get="ntk"`` (all layers trained):
+    mean ``Theta_xX P_t Y``, covariance ``K_xx - A K_Xx - K_xX A^T + A K_XX A^T``,
+    ``A = Theta_xX P_t``. ``get="nngp"`` (only the readout trained, the NNGP as the
+    tangent kernel): mean ``K_xX K^{-1}(I - e^{-tau K}) Y``, covariance
+    ``K_xx - K_xX K^{-1}(I - e^{-2 tau K}) K_Xx``. ``t = None`` is :func:`gp_inference`.
+
+    Args:
+        kernel_fn_or_matrices: either ``kernel_fn(x1, x2, get=..., **kwargs)`` (as
+            returned by ``widelab_kernels.kernel_fn(net)``; needs ``x_train``), or the
+            training kernels (Kernel, named tuple or mapping with ``nngp``/``ntk``).
+        y_train: ``(n, k)`` targets.
+        x_train: training inputs (with a ``kernel_fn``).
+        learning_rate: step size; ``t`` counts steps.
+        diag_reg: regulariser added to the inverted training kernel.
+        diag_reg_absolute_scale: ``diag_reg`` in absolute units.
+        **kernel_fn_kwargs: passed to every ``kernel_fn`` call (e.g. ``mask_constant``).
+
+    Returns:
+        ``predict(t=None, x_test=None, *, get=None, compute_cov=False, k_test_train=None,
+        k_test_test=None)``: mean ``(*t.shape, m, k)`` or :class:`Gaussian` with covariance
+        ``(*t.shape, m, m)`` per name in ``get`` (a string: one result; ``None``: both,
+        as a named tuple). Test kernels come from ``kernel_fn(x_test, x_train)`` or are
+        passed as ``k_test_train``/``k_test_test``; with neither, predictions are for the
+        training inputs (regulariser included).
+
+    Raises:
+        ValueError: missing inputs, bad shapes, non-PSD kernels.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> k = {"nngp": jnp.eye(2), "ntk": 2.0 * jnp.eye(2)}
+        >>> predict = gradient_descent_mse_ensemble(k, jnp.ones((2, 1)))
+        >>> [round(float(v), 4) for v in predict(None, get="ntk")[:, 0]]
+        [1.0, 1.0]
+    """
+    y = _targets(y_train, "gradient_descent_mse_ensemble")
+    n = y.shape[0]
+    is_fn = callable(kernel_fn_or_matrices)
+    if is_fn and x_train is None:
+        raise ValueError("gradient_descent_mse_ensemble: a kernel_fn needs x_train")
+    train: dict[str, jax.Array] = {}
+
+    @_compile_time
+    def train_kernels(names: Sequence[str]) -> dict:
+        missing = tuple(g for g in names if g not in train)
+        if missing:
+            if is_fn:
+                ks = kernel_fn_or_matrices(x_train, None, get=missing, **kernel_fn_kwargs)
+            else:
+                ks = kernel_fn_or_matrices
+            for g in missing:
+                k = _field(ks, g, "gradient_descent_mse_ensemble: train kernels", plain_ok=False)
+                train[g] = _square(k, n, f"gradient_descent_mse_ensemble: k_train_train.{g}")
+        return {g: train[g] for g in names}
+
+    what = "gradient_descent_mse_ensemble: k_train_train.{} + diag_reg"
+
+    @functools.cache
+    @_compile_time
+    def eig(g: str):
+        k = _regularized(train_kernels((g,))[g], diag_reg, diag_reg_absolute_scale)
+        return _eigh(k, what.format(g))
+
+    @functools.cache
+    def inference(deps: tuple[str, ...]):
+        return gp_inference(
+            train_kernels(deps),
+            y,
+            diag_reg=diag_reg,
+            diag_reg_absolute_scale=diag_reg_absolute_scale,
+        )
+
+    def predict(
+        t=None,
+        x_test=None,
+        *,
+        get=None,
+        compute_cov: bool = False,
+        k_test_train=None,
+        k_test_test=None,
+    ):
+        names = _names(get)
+        deps = tuple(g for g in _GETS if g in names or (g == "nngp" and compute_cov))
+        kdd = train_kernels(deps)
+        if x_test is not None:
+            if not is_fn:
+                raise ValueError(
+                    "gradient_descent_mse_ensemble: x_test needs a kernel_fn; with matrices "
+                    "pass k_test_train (and k_test_test)"
+                )
+            k_test_train = kernel_fn_or_matrices(x_test, x_train, get=deps, **kernel_fn_kwargs)
+            if compute_cov:
+                k_test_test = kernel_fn_or_matrices(x_test, None, get="nngp", **kernel_fn_kwargs)
+        elif k_test_train is None:
+            k_test_train = kdd
+            if compute_cov and k_test_test is None:
+                k_test_test = kdd["nngp"]
+        if compute_cov and k_test_test is None:
+            raise ValueError("gradient_descent_mse_ensemble: compute_cov needs k_test_test")
+        if not compute_cov:
+            k_test_test = None
+        ktd = {
+            g: _as_float(
+                _field(k_test_train, g, "k_test_train", plain_ok=len(deps) == 1),
+                f"gradient_descent_mse_ensemble: k_test_train.{g}",
+            )
+            for g in deps
+        }
+        for g, v in ktd.items():
+            if v.ndim != 2 or v.shape[1] != n:
+                raise ValueError(
+                    f"gradient_descent_mse_ensemble: k_test_train.{g} must be (m, {n}), "
+                    f"got {v.shape}"
+                )
+        if t is None:
+            res = inference(deps)(names, ktd, k_test_test)
+            return _select(get, dict(zip(names, res)))
+        out = {}
+        for g in names:
+            evals, evecs = eig(g)
+            tau = _times(t, learning_rate, y.size, y.dtype)
+            a = jnp.einsum("mn,...nj->...mj", ktd[g], _matrix_fn(evecs, _phi(evals, tau)))
+            mean = jnp.einsum("...mn,nc->...mc", a, y)
+            if k_test_test is None:
+                out[g] = mean
+                continue
+            m = ktd[g].shape[0]
+            ktt = _square(
+                _field(k_test_test, "nngp", "k_test_test", plain_ok=True),
+                m,
+                "gradient_descent_mse_ensemble: k_test_test.nngp",
+            )
+            if g == "nngp":
+                p2 = _matrix_fn(evecs, _phi(evals, 2.0 * tau))
+                kx = ktd["nngp"]
+                cov = _lead(ktt, p2.ndim) - jnp.einsum("mn,...nj,lj->...ml", kx, p2, kx)
+            else:
+                kx = ktd["nngp"]
+                kxa = jnp.einsum("mn,...ln->...ml", kx, a)
+                aka = jnp.einsum("...mn,nj,...lj->...ml", a, kdd["nngp"], a)
+                cov = _lead(ktt, a.ndim) - kxa - jnp.swapaxes(kxa, -1, -2) + aka
+            out[g] = Gaussian(mean, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+        return _select(get, out)
+
+    return predict
+
+
+def _lead(x: jax.Array, ndim: int) -> jax.Array:
+    """``x`` with leading unit axes up to ``ndim`` (explicit broadcasting over times)."""
+    return jnp.reshape(x, (1,) * (ndim - x.ndim) + x.shape)
+
+
+def _matrix_fn(evecs: jax.Array, coeffs: jax.Array) -> jax.Array:
+    """``V diag(c) V^T`` for each leading index of ``coeffs`` (``(*T, n)`` -> ``(*T, n, n)``)."""
+    return jnp.einsum("ij,...j,kj->...ik", evecs, coeffs, evecs)
+
+
+# Gradient descent on any loss ---------------------------------------------------------
+
+
+def gradient_descent(
+    loss: Callable[[jax.Array, jax.Array], jax.Array],
+    k_train_train,
+    y_train,
+    learning_rate: float = 1.0,
+    momentum: float | None = None,
+    trace_axes: Sequence[int] = (-1,),
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Callable[..., Any]:
+    r"""Outputs of a wide network trained by gradient descent on any loss (ODE solve).
+
+    The linearised network (Lee et al. 2019, eq. 6) follows the function-space flow
+    ``df(X)/dt = -lr Theta dL/df(X)``, ``df(x)/dt = -lr Theta_xX dL/df(X)`` with ``t`` in
+    steps. With heavy-ball momentum ``m`` (Qian 1999's continuous limit, also Neural
+    Tangents' convention): ``f'' + (1 - m) f' = -lr Theta dL/df``, ``f'(0) = 0``. The ODE
+    is integrated by ``jax.experimental.ode.odeint`` (adaptive Dormand-Prince, error
+    controlled by ``rtol``/``atol``); ``loss = lambda f, y: 0.5 * jnp.mean((f - y)**2)``
+    reproduces :func:`gradient_descent_mse`.
+
+    Args:
+        loss: ``loss(f(X), Y) -> scalar`` (e.g. mean softmax cross-entropy); include any
+            ``1 / n`` normalisation in it.
+        k_train_train: NTK ``(n, n)`` (or ``(n, k, n, k)`` with ``trace_axes=()``).
+        y_train: ``(n, k)`` targets.
+        learning_rate: step size; ``t`` counts steps.
+        momentum: heavy-ball momentum in ``[0, 1)`` or ``None``.
+        trace_axes: ``(-1,)`` or ``()``.
+        rtol: relative tolerance (default ``1e-5`` in float32, ``1e-9`` in float64).
+        atol: absolute tolerance (same defaults).
+
+    Returns:
+        ``predict(t, fx_train_0=0., fx_test_0=None, k_test_train=None)`` returning
+        ``fx_train_t`` or ``(fx_train_t, fx_test_t)`` when ``k_test_train`` is given;
+        ``t`` a scalar or a 1-D non-decreasing array (a leading axis of the result).
+
+    Raises:
+        ValueError: bad shapes, momentum out of range, negative or unsorted times.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> mse = lambda f, y: 0.5 * jnp.mean((f - y) ** 2)
+        >>> predict = gradient_descent(mse, jnp.eye(2), jnp.ones((2, 1)))
+        >>> round(float(predict(2.0, 0.0)[0, 0]), 4)  # 1 - exp(-2 / 2)
+        0.6321
+    """
+    y = _targets(y_train, "gradient_descent")
+    lay = _Layout(y, trace_axes, "gradient_descent")
+    k = lay.matrix(k_train_train, None, "k_train_train")
+    if momentum is not None and not 0.0 <= momentum < 1.0:
+        raise ValueError(f"gradient_descent: momentum must be in [0, 1), got {momentum}")
+    default = 1e-9 if y.dtype == jnp.float64 else 1e-5
+    rtol = default if rtol is None else rtol
+    atol = default if atol is None else atol
+    grad_loss = jax.grad(lambda f: loss(lay.unflat(f), y))
+
+    def make_rhs(kt):
+        return lambda state, _t: rhs(state, kt)
+
+    def rhs(state, kt):
+        f_tr = state[0]
+        g = grad_loss(f_tr)
+        d_tr = -learning_rate * (k @ g)
+        d_te = None if kt is None else -learning_rate * (kt @ g)
+        if momentum is None:
+            return (d_tr, d_te)
+        v_tr, v_te = state[2], state[3]
+        dv_tr = d_tr - (1.0 - momentum) * v_tr
+        dv_te = None if kt is None else d_te - (1.0 - momentum) * v_te
+        return (v_tr, v_te, dv_tr, dv_te)
+
+    def predict(t, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
+        if fx_test_0 is not None and k_test_train is None:
+            raise ValueError("gradient_descent: fx_test_0 given without k_test_train")
+        ts = jnp.asarray(t, y.dtype)
+        if ts.ndim > 1:
+            raise ValueError(f"gradient_descent: t must be a scalar or 1-D, got shape {ts.shape}")
+        v = _concrete(ts)
+        if v is not None and (
+            np.any(~np.isfinite(v)) or np.any(v < 0) or np.any(np.diff(np.reshape(v, (-1,))) < 0)
+        ):
+            raise ValueError(f"gradient_descent: t must be finite, >= 0 and non-decreasing: {v}")
+        f0 = 0.0 if fx_train_0 is None else fx_train_0
+        f_tr = lay.flat(_outputs(f0, y.shape, y.dtype, "gradient_descent: fx_train_0"))
+        kt, f_te = None, None
+        if k_test_train is not None:
+            kt = lay.matrix(k_test_train, 0, "k_test_train")
+            m = kt.shape[0] // (1 if lay.traced else lay.k)
+            ft0 = 0.0 if fx_test_0 is None else fx_test_0
+            f_te = lay.flat(_outputs(ft0, (m, lay.k), y.dtype, "gradient_descent: fx_test_0"))
+        state = (f_tr, f_te)
+        if momentum is not None:
+            state = state + (jnp.zeros_like(f_tr), None if f_te is None else jnp.zeros_like(f_te))
+        grid = jnp.concatenate([jnp.zeros((1,), y.dtype), jnp.reshape(ts, (-1,))])
+        sol = odeint(make_rhs(kt), state, grid, rtol=rtol, atol=atol)
+        pick = (lambda a: a[1]) if ts.ndim == 0 else (lambda a: a[1:])
+        out_tr = lay.unflat(pick(sol[0]))
+        if kt is None:
+            return out_tr
+        return out_tr, lay.unflat(pick(sol[1]))
+
+    return predict
+
+
+__all__ = [
+    "Gaussian",
+    "gp_inference",
+    "gradient_descent",
+    "gradient_descent_mse",
+    "gradient_descent_mse_ensemble",
+    "max_learning_rate",
+]

@@ -1,0 +1,43 @@
+"""The ``widelab lm`` subcommands end to end on a tiny run, and their bad-input errors."""
+
+import argparse
+import json
+
+import pytest
+
+from widelab_lm_hallucination.cli import command
+
+
+def _run(argv):
+    parser = argparse.ArgumentParser()
+    command.configure(parser)
+    return command.run(parser.parse_args(argv))
+
+
+def test_make_kg_train_resume_evaluate(tmp_path, capsys):
+    kg = tmp_path / "kg.tsv"
+    assert _run(["make-kg", "--entities", "12", "--seed", "3", "--out", str(kg)]) == 0
+    assert len(kg.read_text().splitlines()) > 10
+    run = tmp_path / "run"
+    common = ["train", "--kg", str(kg), "--d-model", "16", "--heads", "1", "--layers", "1",
+              "--seq-len", "48", "--batch-size", "8", "--out", str(run), "--unseen-fraction",
+              "0.2"]
+    assert _run([*common, "--steps", "6", "--checkpoint-every", "3"]) == 0
+    assert _run([*common, "--steps", "6"]) == 0  # resumes at step 6: nothing left
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] == 6
+    capsys.readouterr()
+    assert _run(["evaluate", "--run", str(run)]) == 0
+    rates = json.loads(capsys.readouterr().out)
+    assert set(rates) == {"seen", "unseen"} and 0 <= rates["seen"]["rate"] <= 1
+
+
+def test_bad_inputs_exit_with_clear_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\tc\nonly two\tfields\n")
+    assert _run(["train", "--kg", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "bad.tsv:2:" in capsys.readouterr().err
+    assert _run(["evaluate", "--run", str(tmp_path / "nothing")]) == 2
+    assert "no run.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _run(["detect"])  # --run is required

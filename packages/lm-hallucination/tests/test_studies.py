@@ -1,0 +1,54 @@
+"""Scaling studies: compute fits and the Chinchilla comparison; a tiny end-to-end study."""
+
+import math
+
+import pytest
+
+from widelab_lm_hallucination import (
+    LMConfig,
+    StudyPoint,
+    Tokenizer,
+    TrainConfig,
+    chinchilla_compute,
+    compute_for_rate,
+    fit_rate_vs_compute,
+    split_kg,
+    train_with_evals,
+)
+
+
+def _pt(c, r):
+    return StudyPoint(16, 100, 1.0, 1, c, r, r, r, float("nan"))
+
+
+def test_fit_recovers_power_law_on_frontier():
+    # rate = 10 * C^-0.5 on the frontier, plus dominated points that must be ignored
+    pts = [_pt(c, 10 * c**-0.5) for c in (1e2, 1e4, 1e6)] + [_pt(1e5, 0.9), _pt(1e7, 0.5)]
+    fit = fit_rate_vs_compute(pts)
+    assert fit.slope == pytest.approx(-0.5, abs=1e-9)
+    assert fit.rate(1e4) == pytest.approx(0.1, rel=1e-9)
+    assert compute_for_rate(fit, 0.05) == pytest.approx(4e4, rel=1e-9)
+    assert [c for c, _ in fit.frontier] == [1e2, 1e4, 1e6]
+    with pytest.raises(ValueError, match="two frontier points"):
+        fit_rate_vs_compute([_pt(1.0, 0.5), _pt(2.0, 0.6)])
+
+
+def test_chinchilla_allocation():
+    ch = chinchilla_compute(2e10)  # 20B tokens -> 1B parameters (Hoffmann et al. 2022)
+    assert ch["n_params"] == pytest.approx(1e9)
+    assert ch["compute"] == pytest.approx(6 * 1e9 * 2e10)
+    assert math.isinf(compute_for_rate(fit_rate_vs_compute([_pt(1, 0.5), _pt(2, 0.4)]).__class__(
+        0.0, 0.1, ()), 0.05))
+
+
+def test_train_with_evals_reports_each_epoch_mark(tiny_kg):
+    split = split_kg(tiny_kg, 0.2, seed=0)
+    tok = Tokenizer.fit(tiny_kg.triples)
+    cfg = LMConfig(tok.vocab_size, d_model=16, n_layers=1, n_heads=1, seq_len=48)
+    pts, res = train_with_evals(cfg, TrainConfig(batch_size=8, lr=1e-2, warmup=5), split, tok,
+                                (1, 3))
+    assert len(pts) == 2 and pts[0].epochs >= 1 and pts[1].epochs >= 3
+    assert pts[1].steps == res.state.step > pts[0].steps
+    # compute is linear in steps
+    assert pts[1].compute / pts[0].compute == pytest.approx(pts[1].steps / pts[0].steps)
+    assert all(0 <= p.seen <= 1 and 0 <= p.unseen <= 1 for p in pts)

@@ -1,0 +1,136 @@
+"""The recsys section of ``widelab report``: the two pool studies and the bandit study."""
+
+from __future__ import annotations
+
+import numpy as np
+from widelab_core.command import ReportContext, ReportSection
+
+
+def recsys_report(ctx: ReportContext) -> ReportSection:
+    """Run the studies on planted data (sizes shrink in quick mode) and build the section.
+
+    Args:
+        ctx: the report context (``quick``, ``seed``, progress bars).
+
+    Returns:
+        The :class:`ReportSection`.
+    """
+    import jax
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .bandits import simulate_regret
+    from .planted import planted_groups
+    from .studies import independent_vs_aligned_study, pool_allocation_study
+
+    q = ctx.quick
+    sec = ReportSection("recsys: two-stage recommenders")
+    sec.text(
+        "Two-stage recommenders after Hron, Krauth, Jordan & Kilbertus (NeurIPS 2021): "
+        "nominators restricted to item pools pass candidates to a ranker. Precision@K is "
+        "hits/K (implicit's 'precision' divides by min(K, |relevant|)); recall@K is "
+        "hits/|relevant|."
+    )
+    bar = ctx.bar(total=3, desc="recsys")
+
+    # Study 1: independent nominators on mixed vs aligned pools.
+    s1 = independent_vs_aligned_study(
+        n_users=200 if q else 600, items_per_group=20 if q else 40, seed=ctx.seed
+    )
+    bar.update(1)
+    rows = [
+        [name, s1[name].precision, s1[name].recall]
+        for name in ("independent_mixed", "aligned", "uniform_random")
+    ]
+    sec.table(
+        ["system", "precision@5", "recall@5"],
+        rows,
+        "Study 1: popularity nominators trained independently on pools that mix the 4 "
+        f"planted groups serve only the most popular group (share {s1['majority_share']:.3f} "
+        "of users): on par with uniformly random; the same nominators on aligned pools are "
+        "near perfect.",
+    )
+    sec.metric("study1 precision independent", s1["independent_mixed"].precision)
+    sec.metric("study1 precision aligned", s1["aligned"].precision)
+    sec.metric("study1 precision random", s1["uniform_random"].precision)
+
+    # Study 2: learned pools.
+    data = planted_groups(
+        400 if q else 800,
+        8,
+        15 if q else 25,
+        p_in=0.3,
+        p_out=0.01,
+        test_fraction=0.3,
+        seed=ctx.seed,
+    )
+    s2 = pool_allocation_study(
+        data,
+        moe_epochs=30 if q else 60,
+        ranker_epochs=10 if q else 20,
+        seed=ctx.seed,
+    )
+    bar.update(1)
+    names = list(s2["metrics"])
+    prec = [s2["metrics"][n].precision for n in names]
+    rec = [s2["metrics"][n].recall for n in names]
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3))
+    ax[0].bar(names, prec, color="#557")
+    ax[0].set_title("precision@10")
+    ax[1].bar(names, rec, color="#a75")
+    ax[1].set_title("recall@10")
+    fig.tight_layout()
+    sec.figure(
+        fig,
+        "Study 2: 8 planted item groups, 4 rank-1 linear nominators, MLP ranker; pools "
+        "allocated at random, by k-means on SVD item features, or learned by a mixture of "
+        "experts.",
+    )
+    sec.table(
+        ["allocation", "precision@10", "recall@10", "ARI", "completeness"],
+        [
+            [
+                n,
+                s2["metrics"][n].precision,
+                s2["metrics"][n].recall,
+                s2["ari"][n],
+                s2["completeness"][n],
+            ]
+            for n in names
+        ],
+        "ARI / completeness against the planted groups (completeness 1: every group inside "
+        "one pool).",
+    )
+    for n in names:
+        sec.metric(f"study2 precision@10 {n}", s2["metrics"][n].precision, summary=n != "kmeans")
+    sec.metric("study2 completeness learned", s2["completeness"]["learned"])
+
+    # Bandits.
+    rounds = 1000 if q else 5000
+    r = simulate_regret(jax.random.key(ctx.seed), n_seeds=8 if q else 32, rounds=rounds)
+    bar.update(1)
+    bar.close()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    t = np.arange(1, rounds + 1)
+    for name, colour in (("single", "#444"), ("naive", "#c33"), ("sync", "#36c")):
+        cum = np.cumsum(r[name], axis=1)
+        mean = cum.mean(axis=0)
+        se = cum.std(axis=0, ddof=1) / np.sqrt(cum.shape[0])
+        ax.plot(t, mean, color=colour, label=name)
+        ax.fill_between(t, mean - se, mean + se, color=colour, alpha=0.2)
+    ax.set_xlabel("round")
+    ax.set_ylabel("cumulative regret")
+    ax.legend()
+    fig.tight_layout()
+    sec.figure(
+        fig,
+        "Two-stage LinUCB, 100 arms, d = 20, 10 nominators on 5-dim projections, ranker "
+        "warm-started on 200 observations (mean ± SE over seeds): the naive system "
+        "deadlocks (linear regret); synchronisation restores sublinear regret.",
+    )
+    tenth = rounds // 10
+    for name in ("naive", "sync", "single"):
+        sec.metric(f"bandit last-10% regret/round {name}", float(r[name][:, -tenth:].mean()))
+    return sec
