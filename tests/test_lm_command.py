@@ -19,8 +19,18 @@ def test_widelab_lm_make_kg(tmp_path, capsys):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_quick_report_section(tmp_path):
-    rc = cli.main(["report", "--quick", "--only", "lm", "--out", str(tmp_path),
-                   "--json", str(tmp_path / "r.json")])
+    rc = cli.main(
+        [
+            "report",
+            "--quick",
+            "--only",
+            "lm",
+            "--out",
+            str(tmp_path),
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert rc == 0
     figures = json.loads((tmp_path / "r.json").read_text())
     text = json.dumps(figures)

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from widelab_core import layers as L
 
 # (layer, input shape): one case per layer type and interesting configuration.
@@ -13,8 +12,10 @@ CASES = [
     (L.Dense(5, parameterization="standard", b_std=0.2), (3, 6, 4)),
     (L.Conv(4, (3,), b_std=0.1), (2, 7, 3)),
     (L.Conv(4, (2, 3), strides=(2, 1), padding="SAME"), (2, 5, 6, 3)),
-    (L.Conv(3, (3, 2), strides=(2, 2), padding="CIRCULAR", parameterization="standard"),
-     (2, 5, 4, 2)),
+    (
+        L.Conv(3, (3, 2), strides=(2, 2), padding="CIRCULAR", parameterization="standard"),
+        (2, 5, 4, 2),
+    ),
     (L.Conv(2, (2, 2, 2), padding="SAME"), (1, 3, 4, 3, 2)),
     (L.AvgPool((2,)), (2, 6, 3)),
     (L.AvgPool((3, 2), strides=(2, 2), padding="SAME"), (2, 5, 6, 3)),
@@ -30,14 +31,17 @@ CASES = [
     (L.LayerNorm(axis=(1, 2, 3)), (2, 4, 2, 3)),
     (L.Dropout(0.3, mode="test"), (2, 5)),
     (L.GlobalSelfAttention(6, 4, 3, 2), (2, 5, 4)),
-    (L.GlobalSelfAttention(6, 4, 3, 2, linear_scaling=False, b_std=0.1,
-                           attention_mechanism="IDENTITY"), (2, 3, 2, 4)),
+    (
+        L.GlobalSelfAttention(
+            6, 4, 3, 2, linear_scaling=False, b_std=0.1, attention_mechanism="IDENTITY"
+        ),
+        (2, 3, 2, 4),
+    ),
     (L.GlobalSelfAttention(5, 3, 3, 2, pos_emb_type="SUM", val_pos_emb=True), (2, 5, 4)),
     (L.GlobalSelfAttention(5, 3, 3, 2, pos_emb_type="CONCAT", n_chan_pos_emb=2), (2, 5, 4)),
     (L.GlobalSelfAttention(5, 3, 3, 1, causal=True), (2, 6, 4)),
     (L.serial(L.Dense(4), L.Relu(), L.Dense(2)), (3, 5)),
-    (L.serial(L.FanOut(3), L.parallel(L.Dense(4), L.Identity(), L.Dense(4)), L.FanInSum()),
-     (2, 4)),
+    (L.serial(L.FanOut(3), L.parallel(L.Dense(4), L.Identity(), L.Dense(4)), L.FanInSum()), (2, 4)),
     (L.serial(L.FanOut(2), L.parallel(L.Dense(4), L.Relu()), L.FanInProd()), (2, 4)),
     (L.serial(L.FanOut(2), L.parallel(L.Dense(2), L.Dense(3)), L.FanInConcat()), (2, 4)),
     (L.serial(L.FanOut(2), L.FanInConcat(axis=1)), (2, 3, 4)),
@@ -75,7 +79,7 @@ def _input(shape, seed=0, dtype=None):
 
 
 # float64: one case per layer type (the float32 pass covers every configuration).
-_F64 = {0, 2, 3, 6, 9, 11, 12, 13, 14, 17, 18, 20, 22, 24, 26, 27, 28, 29}
+_F64 = {0, 2, 6, 9, 11, 12, 13, 14, 17, 18, 20, 24, 27, 29}
 DTYPE_CASES = [(layer, shape, False) for layer, shape in CASES] + [
     (layer, shape, True) for i, (layer, shape) in enumerate(CASES) if i in _F64
 ]
@@ -184,21 +188,53 @@ def test_dropout_train_under_jit_and_vmap():
 # Shape errors -------------------------------------------------------------
 
 ERROR_CASES = [
-    (L.serial(L.Dense(4), L.Relu(), L.Conv(3, (3, 3))), (2, 5, 4), "Conv", "serial[2]",
-     "(2, 5, 4)"),
+    (
+        L.serial(L.Dense(4), L.Relu(), L.Conv(3, (3, 3))),
+        (2, 5, 4),
+        "Conv",
+        "serial[2]",
+        "(2, 5, 4)",
+    ),
     (L.serial(L.Dense(4), L.AvgPool((2,))), (2, 3), "AvgPool", "serial[1]", "(2, 4)"),
     (L.serial(L.Conv(4, (5,))), (2, 3, 4), "Conv", "serial[0]", "(2, 3, 4)"),
-    (L.serial(L.Identity(), L.GlobalSelfAttention(4, 2, 2, 1)), (2, 4), "GlobalSelfAttention",
-     "serial[1]", "(2, 4)"),
-    (L.serial(L.GlobalSelfAttention(4, 2, 2, 1, pos_emb_type="SUM", n_chan_pos_emb=3)),
-     (2, 5, 4), "GlobalSelfAttention", "serial[0]", "(2, 5, 4)"),
+    (
+        L.serial(L.Identity(), L.GlobalSelfAttention(4, 2, 2, 1)),
+        (2, 4),
+        "GlobalSelfAttention",
+        "serial[1]",
+        "(2, 4)",
+    ),
+    (
+        L.serial(L.GlobalSelfAttention(4, 2, 2, 1, pos_emb_type="SUM", n_chan_pos_emb=3)),
+        (2, 5, 4),
+        "GlobalSelfAttention",
+        "serial[0]",
+        "(2, 5, 4)",
+    ),
     (L.serial(L.Dense(3), L.LayerNorm(axis=3)), (2, 4), "LayerNorm", "serial[1]", "(2, 3)"),
-    (L.serial(L.FanOut(2), L.parallel(L.Dense(3), L.serial(L.Relu(), L.SumPool((2,)))),
-              L.FanInSum()), (2, 4), "SumPool", "serial[1]/parallel[1]/serial[1]", "(2, 4)"),
-    (L.serial(L.FanOut(2), L.parallel(L.Dense(3), L.Dense(4)), L.FanInSum()), (2, 4),
-     "FanInSum", "serial[2]", "(2, 3)"),
-    (L.serial(L.Dense(3), L.repeat(L.Conv(3, (2,)), 2)), (2, 4), "Conv", "serial[1]/repeat",
-     "(2, 3)"),
+    (
+        L.serial(
+            L.FanOut(2), L.parallel(L.Dense(3), L.serial(L.Relu(), L.SumPool((2,)))), L.FanInSum()
+        ),
+        (2, 4),
+        "SumPool",
+        "serial[1]/parallel[1]/serial[1]",
+        "(2, 4)",
+    ),
+    (
+        L.serial(L.FanOut(2), L.parallel(L.Dense(3), L.Dense(4)), L.FanInSum()),
+        (2, 4),
+        "FanInSum",
+        "serial[2]",
+        "(2, 3)",
+    ),
+    (
+        L.serial(L.Dense(3), L.repeat(L.Conv(3, (2,)), 2)),
+        (2, 4),
+        "Conv",
+        "serial[1]/repeat",
+        "(2, 3)",
+    ),
 ]
 
 

@@ -7,7 +7,8 @@ stopped when tau * max_i ||grad_R u_i|| <= tol or after --max-steps. The NumPy v
 the straightforward one: a Python loop over restarts, float32 arrays, one step at a time.
 
 Usage:
-    uv run python packages/games/benchmarks/bench_equilibria.py [--max-steps 300]
+    uv run python packages/games/benchmarks/bench_equilibria.py [--user-batch 1024]
+        [--max-steps 300] [--jax-only]
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def main() -> None:
     ap.add_argument("--tau", type=float, default=0.1)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--max-steps", type=int, default=300)
+    ap.add_argument("--user-batch", type=int, default=None, help="JAX: users per block")
+    ap.add_argument("--jax-only", action="store_true", help="skip the NumPy peer")
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
@@ -79,7 +82,7 @@ def main() -> None:
         f"jax {jax.__version__} on {jax.devices()[0].platform}"
     )
 
-    kw = dict(init=theta0, tol=args.tol, max_steps=args.max_steps)
+    kw = dict(init=theta0, tol=args.tol, max_steps=args.max_steps, user_batch=args.user_batch)
     t0 = time.perf_counter()
     res = find_equilibria(game, **kw)
     t_first = time.perf_counter() - t0
@@ -87,10 +90,12 @@ def main() -> None:
     res = find_equilibria(game, **kw)
     t_jax = time.perf_counter() - t0
     print(
-        f"JAX   : {t_jax:8.2f} s (first call incl. compile {t_first:.2f} s); steps "
+        f"JAX (user_batch={args.user_batch}): {t_jax:8.2f} s (first call incl. compile {t_first:.2f} s); steps "
         f"{res.steps.tolist()}, converged {int(res.converged.sum())}/{args.restarts}"
     )
 
+    if args.jax_only:
+        return
     t0 = time.perf_counter()
     prof_np, steps_np = numpy_ascent(
         users, w, theta0, np.float32(args.tau), np.float32(0.05), args.tol, args.max_steps

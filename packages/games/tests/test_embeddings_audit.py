@@ -127,5 +127,8 @@ def test_sweep_on_core_synthetic_data_shows_tau_dependence():
     assert by[("pmf", 0.1)]["mean_pairwise_cos"] < by[("pmf", 1.0)]["mean_pairwise_cos"]
     for r in rows:
         assert {"rating_gap", "exposure_ratio[1]", "nearest_item_cos", "epsilon"} <= set(r)
+    import matplotlib.pyplot as plt
+
     fig = plot_tau_sweep(rows)
     assert len(fig.axes) == 4
+    plt.close(fig)

@@ -65,6 +65,12 @@ def test_collapse_is_always_critical_but_fails_second_order_below_threshold():
     assert gains.min() > 1e-3
 
 
+def test_random_profile_is_not_critical():
+    game = make_game(NONNEG, 4, 0.2)
+    prof = np.random.default_rng(8).normal(size=(4, 3))
+    assert second_order_test(game, prof).status == "not_critical"
+
+
 def test_collapse_threshold_closed_form_on_orthonormal_demand():
     """Demand uniform on e_1..e_n: mu = 1/n, P Cov P = P/n, so tau* = (1-2/n)/sqrt(n)."""
     for n in (3, 4, 6):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from widelab_core import layers as L
 from widelab_core.testing import float64, standard_error
-
 from widelab_kernels.finite_width import (
     IMPLEMENTATIONS,
     empirical_kernel_fn,
@@ -72,12 +71,12 @@ def test_one_hidden_layer_ntk_and_nngp_closed_form():
         want = hidden + np.einsum("il,ab->ilab", readout, np.eye(k))
         for impl in IMPLEMENTATIONS:
             kfn = empirical_kernel_fn(net.apply, trace_axes=(), implementation=impl)
-            got = kfn(x1, x2, ("ntk", "nngp"), params)
+            got = jax.jit(kfn, static_argnums=2)(x1, x2, ("ntk", "nngp"), params)
             assert got._fields == ("ntk", "nngp")
             np.testing.assert_allclose(got.ntk, want, atol=1e-10)
             f1, f2 = net.apply(params, x1), net.apply(params, x2)
             np.testing.assert_allclose(got.nngp, np.einsum("ia,jb->ijab", f1, f2), atol=1e-12)
-            traced = empirical_kernel_fn(net.apply, implementation=impl)(x1, x2, "ntk", params)
+            traced = jax.jit(empirical_ntk_fn(net.apply, implementation=impl))(x1, x2, params)
             np.testing.assert_allclose(traced, np.einsum("ilaa->il", want) / k, atol=1e-10)
         nngp = empirical_nngp_fn(net.apply)(x1, x2, params)
         np.testing.assert_allclose(nngp, np.asarray(f1) @ np.asarray(f2).T / k, atol=1e-12)
@@ -89,22 +88,15 @@ def test_implementations_agree_on_a_cnn():
         L.Relu(),
         L.Conv(3, (2, 2), W_std=1.1),
     )
-    x1 = jax.random.normal(jax.random.key(1), (3, 4, 4, 2))
-    x2 = jax.random.normal(jax.random.key(2), (2, 4, 4, 2))
+    x1 = jax.random.normal(jax.random.key(1), (2, 3, 3, 2))
+    x2 = jax.random.normal(jax.random.key(2), (3, 3, 3, 2))
     _, params = net.init(jax.random.key(0), x1.shape)
-    for trace, diag, xb in [
-        ((-1,), (), x2),
-        ((), (), x2),
-        ((-1,), (0,), None),
-        ((-1, 1), (2,), x2),
-    ]:
-        a = empirical_ntk_fn(net.apply, trace, diag, "jacobian_contraction")(x1, xb, params)
-        b = empirical_ntk_fn(net.apply, trace, diag, "ntk_vector_products")(x1, xb, params)
+    for trace, diag, xb in [((), (0,), None), ((-1, 1), (2,), x2), ((-1,), (), x2)]:
+        fns = [jax.jit(empirical_ntk_fn(net.apply, trace, diag, impl)) for impl in IMPLEMENTATIONS]
+        a, b = (f(x1, xb, params) for f in fns)
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5 * float(jnp.abs(a).max()))
-    # Layout: (n1, n2, H1, H2, W1, W2) for trace over channels only.
-    assert empirical_ntk_fn(net.apply)(x1, x2, params).shape == (3, 2, 3, 3, 3, 3)
-    assert empirical_ntk_fn(net.apply, (-1,), (0,))(x1, None, params).shape == (3, 3, 3, 3, 3)
+    assert a.shape == (2, 3, 2, 2, 2, 2)  # (n1, n2, H1, H2, W1, W2) with trace_axes=(-1,)
 
 
 def _relu_moments(k11, k12, k22):
@@ -119,7 +111,7 @@ def _relu_moments(k11, k12, k22):
 @pytest.mark.slow
 def test_monte_carlo_matches_arc_cosine_closed_form():
     x = _inputs(4, 3, seed=5)
-    d, width, k = 3, 256, 4
+    d, width, k = 3, 128, 64
     s1, b1, s2, b2 = 1.4, 0.3, 1.2, 0.2
     net = L.serial(L.Dense(width, W_std=s1, b_std=b1), L.Relu(), L.Dense(k, W_std=s2, b_std=b2))
     key, n = jax.random.key(11), 40
@@ -144,21 +136,19 @@ def test_monte_carlo_matches_arc_cosine_closed_form():
     for name, want in (("nngp", nngp), ("ntk", ntk)):
         samples = np.asarray(getattr(per, name))
         se = standard_error(samples)
-        assert np.all(se < 0.1 * np.abs(want).max())  # the check has power
+        assert np.all(se < 0.05 * np.abs(want).max())  # the check has power
         z = np.abs(np.asarray(getattr(est, name)) - want) / se
         assert z.max() < 4.5, (name, z.max())
 
 
 def test_monte_carlo_batching_and_get():
     x1, x2 = _inputs(3), _inputs(2, seed=1)
-    net = L.serial(L.Dense(32, b_std=0.1), L.Relu(), L.Dense(2))
+    net = L.serial(L.Dense(16, b_std=0.1), L.Relu(), L.Dense(2))
     key = jax.random.key(0)
     whole = monte_carlo_kernel_fn(net.init, net.apply, key, 7)(x1, x2)
     split = monte_carlo_kernel_fn(net.init, net.apply, key, 7, batch_size=3)(x1, x2)
     np.testing.assert_allclose(whole.nngp, split.nngp, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(whole.ntk, split.ntk, rtol=1e-5, atol=1e-6)
-    nngp = monte_carlo_kernel_fn(net.init, net.apply, key, 7, batch_size=3)(x1, x2, "nngp")
-    np.testing.assert_allclose(nngp, whole.nngp, rtol=1e-5, atol=1e-6)
     assert whole.ntk.shape == (3, 2)
 
 

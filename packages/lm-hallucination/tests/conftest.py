@@ -2,7 +2,6 @@
 
 import jax
 import pytest
-
 from widelab_lm_hallucination import (
     FactStream,
     LMConfig,

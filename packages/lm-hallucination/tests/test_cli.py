@@ -4,7 +4,6 @@ import argparse
 import json
 
 import pytest
-
 from widelab_lm_hallucination.cli import command
 
 
@@ -19,17 +18,48 @@ def test_make_kg_train_resume_evaluate(tmp_path, capsys):
     assert _run(["make-kg", "--entities", "12", "--seed", "3", "--out", str(kg)]) == 0
     assert len(kg.read_text().splitlines()) > 10
     run = tmp_path / "run"
-    common = ["train", "--kg", str(kg), "--d-model", "16", "--heads", "1", "--layers", "1",
-              "--seq-len", "48", "--batch-size", "8", "--out", str(run), "--unseen-fraction",
-              "0.2"]
-    assert _run([*common, "--steps", "6", "--checkpoint-every", "3"]) == 0
-    assert _run([*common, "--steps", "6"]) == 0  # resumes at step 6: nothing left
+    common = [
+        "train",
+        "--kg",
+        str(kg),
+        "--d-model",
+        "16",
+        "--heads",
+        "1",
+        "--layers",
+        "1",
+        "--seq-len",
+        "48",
+        "--batch-size",
+        "8",
+        "--out",
+        str(run),
+        "--unseen-fraction",
+        "0.2",
+    ]
+    common += ["--lr", "0.01", "--steps", "80"]
+    assert _run([*common, "--checkpoint-every", "40"]) == 0
+    assert _run(common) == 0  # resumes at step 80: nothing left to do
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    assert json.loads(lines[-1])["step"] == 6
+    assert json.loads(lines[-1])["step"] == 80
     capsys.readouterr()
     assert _run(["evaluate", "--run", str(run)]) == 0
     rates = json.loads(capsys.readouterr().out)
     assert set(rates) == {"seen", "unseen"} and 0 <= rates["seen"]["rate"] <= 1
+    # half-trained: sampled outputs hold both right and wrong objects to detect
+    assert (
+        _run(["detect", "--run", str(run), "--width", "8", "--steps", "20", "--samples", "4"]) == 0
+    )
+    det = json.loads(capsys.readouterr().out)
+    assert 0 < det["prevalence"] < 1 and 0 <= det["auroc"] <= 1
+    assert (
+        _run(
+            ["self-train", "--run", str(run), "--iterations", "1", "--samples", "2", "--steps", "2"]
+        )
+        == 0
+    )
+    hist = json.loads(capsys.readouterr().out)
+    assert [h["iteration"] for h in hist] == [0, 1]
 
 
 def test_bad_inputs_exit_with_clear_errors(tmp_path, capsys):

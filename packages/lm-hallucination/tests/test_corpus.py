@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from widelab_lm_hallucination import (
     FactStream,
     Tokenizer,

@@ -6,7 +6,6 @@ import jax
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
-
 from widelab_lm_hallucination import (
     DetectorConfig,
     Generations,
@@ -50,15 +49,24 @@ def test_token_labels_mark_where_generation_leaves_valid_answers():
     kg = KnowledgeGraph.from_triples([("Al", "r", "Ann"), ("Al", "r", "Bob"), ("Cy", "r", "Anna")])
     tok = Tokenizer.fit(kg.triples)
     rows, qs, objs, fin = [], [], [], []
-    for q, o, f in [(("Al", "r"), "Ann", True), (("Al", "r"), "Anna", True),
-                    (("Cy", "r"), "Ann", True), (("Al", "r"), "Bo", False)]:
+    for q, o, f in [
+        (("Al", "r"), "Ann", True),
+        (("Al", "r"), "Anna", True),
+        (("Cy", "r"), "Ann", True),
+        (("Al", "r"), "Bo", False),
+    ]:
         ids = tok.encode_fact(*q) + tok.encode_name(o) + ([4] if f else [])
         rows.append(ids + [0] * (16 - len(ids)))
         qs.append(q)
         objs.append(o)
         fin.append(f)
-    gen = Generations(tuple(qs), tuple(objs), np.array(fin), np.array(rows, np.int32),
-                      np.array([len(tok.encode_fact(*q)) for q in qs]))
+    gen = Generations(
+        tuple(qs),
+        tuple(objs),
+        np.array(fin),
+        np.array(rows, np.int32),
+        np.array([len(tok.encode_fact(*q)) for q in qs]),
+    )
     lab = token_labels(kg, gen)
     p = gen.prompt_len
     assert list(lab[0, p[0] : p[0] + 4]) == [0, 0, 0, 0]  # A n n <EOS>: valid
@@ -71,14 +79,18 @@ def test_token_labels_mark_where_generation_leaves_valid_answers():
 def test_detectors_train_and_score(tiny_lm, key):
     cfg, params, tok, split, _ = tiny_lm
     # sample hot so that the memorising LM still makes mistakes to detect
-    gen = generate(cfg, params, tok, list(split.seen), greedy=False, n_samples=6,
-                   temperature=2.0, key=key)
+    gen = generate(
+        cfg, params, tok, list(split.seen), greedy=False, n_samples=6, temperature=2.0, key=key
+    )
     tr, te = split_generations(gen, 0.5, seed=0)
     assert set(tr.queries).isdisjoint(te.queries)
     assert len(tr.objects) + len(te.objects) == len(gen.objects)
     base = DetectorConfig(task="sentence", mode="frozen", width=16, steps=60)
-    for dc in (base, dataclasses.replace(base, task="token"),
-               dataclasses.replace(base, mode="finetune", steps=20)):
+    for dc in (
+        base,
+        dataclasses.replace(base, task="token"),
+        dataclasses.replace(base, mode="finetune", steps=20),
+    ):
         det = train_detector(dc, cfg, params, split.full, tr, key=key)
         if dc.mode == "frozen":  # the LM itself is untouched
             for a, b in zip(jax.tree.leaves(det.body_params), jax.tree.leaves(params[0])):

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-
 from widelab_lm_hallucination import (
     UnknownTokenError,
     bootstrap_ci,
@@ -26,8 +25,9 @@ def test_bootstrap_interval_matches_normal_theory():
     assert lo < x.mean() < hi
     # duplicating every value inside its group must not shrink the interval:
     # the effective sample size is the number of groups (queries)
-    lo2, hi2 = bootstrap_ci(np.repeat(x, 2), groups=np.repeat(np.arange(400), 2), n_boot=4000,
-                            seed=1)
+    lo2, hi2 = bootstrap_ci(
+        np.repeat(x, 2), groups=np.repeat(np.arange(400), 2), n_boot=4000, seed=1
+    )
     assert hi2 - lo2 == pytest.approx(hi - lo, rel=0.1)
     with pytest.raises(ValueError, match="no values"):
         bootstrap_ci(np.array([]))
@@ -67,8 +67,9 @@ def test_greedy_and_sampled_decoding(tiny_lm, key):
 def test_rates_on_seen_and_sampled(tiny_lm, key):
     cfg, params, tok, split, _ = tiny_lm
     qs = list(split.seen)
-    est, gen = hallucination_rate(cfg, params, tok, split.full, qs, greedy=False, n_samples=4,
-                                  temperature=0.5, key=key)
+    est, gen = hallucination_rate(
+        cfg, params, tok, split.full, qs, greedy=False, n_samples=4, temperature=0.5, key=key
+    )
     assert est.n == 4 * len(qs) and est.low <= est.rate <= est.high
     assert est.rate < 0.25  # memorised facts stay mostly right when sampled
 

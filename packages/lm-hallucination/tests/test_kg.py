@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from widelab_lm_hallucination import (
     KGFormatError,
     KnowledgeGraph,
@@ -50,15 +49,21 @@ def test_homonyms_and_rules():
 
 
 def test_verifier_matches_set_membership_with_prefix_traps():
-    kg = KnowledgeGraph.from_triples([
-        ("Ann", "knows", "Anna"),
-        ("Ann", "knows", "Bo"),
-        ("Anna", "knows", "Ann"),
-        ("Ann", "born in", "Rome"),
-        ("Bo", "born in", "Romeo"),
-    ])
-    truth = {("Ann", "knows"): {"Anna", "Bo"}, ("Anna", "knows"): {"Ann"},
-             ("Ann", "born in"): {"Rome"}, ("Bo", "born in"): {"Romeo"}}
+    kg = KnowledgeGraph.from_triples(
+        [
+            ("Ann", "knows", "Anna"),
+            ("Ann", "knows", "Bo"),
+            ("Anna", "knows", "Ann"),
+            ("Ann", "born in", "Rome"),
+            ("Bo", "born in", "Romeo"),
+        ]
+    )
+    truth = {
+        ("Ann", "knows"): {"Anna", "Bo"},
+        ("Anna", "knows"): {"Ann"},
+        ("Ann", "born in"): {"Rome"},
+        ("Bo", "born in"): {"Romeo"},
+    }
     cands = ["Ann", "Anna", "Annab", "An", "Bo", "B", "Rome", "Romeo", "Rom", "", "anna"]
     qs, objs, want = [], [], []
     for q in [*truth, ("Bo", "knows"), ("Zed", "born in")]:
@@ -85,7 +90,8 @@ def test_tsv_and_ntriples_readers(tmp_path):
     )
     kg = read_kg(n)
     assert kg.triples == (
-        ("Ann Lee", "born in", "Rome"), ("Ann Lee", "name", 'Ann "A" Lee'),
+        ("Ann Lee", "born in", "Rome"),
+        ("Ann Lee", "name", 'Ann "A" Lee'),
         ("b1", "knows", "Ann Lee"),
     )
     assert read_kg(p).triples == read_tsv(p).triples

@@ -3,7 +3,6 @@
 import jax
 import numpy as np
 import pytest
-
 from widelab_lm_hallucination import (
     LMConfig,
     flops_per_token,

@@ -3,7 +3,6 @@
 import dataclasses
 
 import pytest
-
 from widelab_lm_hallucination import RestConfig, TrainConfig, rest_em
 
 
@@ -20,9 +19,15 @@ def test_rest_em_keeps_only_verified_samples(tiny_lm, key, monkeypatch):
         return real_train(cfg_, tc_, stream, init_params=init_params, **kw)
 
     monkeypatch.setattr(st, "train", spy)
-    rc = RestConfig(iterations=1, samples_per_query=4, cap_per_query=1, temperature=1.5,
-                    finetune=TrainConfig(steps=5, batch_size=8, lr=1e-3, warmup=1),
-                    eval_samples=4, pass_k=(1, 4))
+    rc = RestConfig(
+        iterations=1,
+        samples_per_query=4,
+        cap_per_query=1,
+        temperature=1.5,
+        finetune=TrainConfig(steps=5, batch_size=8, lr=1e-3, warmup=1),
+        eval_samples=4,
+        pass_k=(1, 4),
+    )
     hist, _ = rest_em(cfg, params, tok, split, rc, key=key)
     assert [h["iteration"] for h in hist] == [0, 1]
     kept = seen_data[0]

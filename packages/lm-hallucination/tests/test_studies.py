@@ -3,7 +3,6 @@
 import math
 
 import pytest
-
 from widelab_lm_hallucination import (
     LMConfig,
     StudyPoint,
@@ -37,16 +36,20 @@ def test_chinchilla_allocation():
     ch = chinchilla_compute(2e10)  # 20B tokens -> 1B parameters (Hoffmann et al. 2022)
     assert ch["n_params"] == pytest.approx(1e9)
     assert ch["compute"] == pytest.approx(6 * 1e9 * 2e10)
-    assert math.isinf(compute_for_rate(fit_rate_vs_compute([_pt(1, 0.5), _pt(2, 0.4)]).__class__(
-        0.0, 0.1, ()), 0.05))
+    assert math.isinf(
+        compute_for_rate(
+            fit_rate_vs_compute([_pt(1, 0.5), _pt(2, 0.4)]).__class__(0.0, 0.1, ()), 0.05
+        )
+    )
 
 
 def test_train_with_evals_reports_each_epoch_mark(tiny_kg):
     split = split_kg(tiny_kg, 0.2, seed=0)
     tok = Tokenizer.fit(tiny_kg.triples)
     cfg = LMConfig(tok.vocab_size, d_model=16, n_layers=1, n_heads=1, seq_len=48)
-    pts, res = train_with_evals(cfg, TrainConfig(batch_size=8, lr=1e-2, warmup=5), split, tok,
-                                (1, 3))
+    pts, res = train_with_evals(
+        cfg, TrainConfig(batch_size=8, lr=1e-2, warmup=5), split, tok, (1, 3)
+    )
     assert len(pts) == 2 and pts[0].epochs >= 1 and pts[1].epochs >= 3
     assert pts[1].steps == res.state.step > pts[0].steps
     # compute is linear in steps

@@ -6,7 +6,6 @@ import os
 import jax
 import numpy as np
 import pytest
-
 from widelab_lm_hallucination import (
     FactStream,
     LMConfig,

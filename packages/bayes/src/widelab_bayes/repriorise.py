@@ -21,12 +21,17 @@ sigma^2 I)`` (the marginal likelihood of ``y`` given ``theta``): ``phi`` is a-po
 exactly standard normal and, for wide networks, ``theta`` is close to its prior, which
 is why simple samplers mix fast on ``(theta, phi)``.
 
-When ``p > N`` the dual form works with ``N x N`` matrices only: the mean is
-``Phi^T (K + sigma^2 I)^{-1} y`` with ``K = Phi Phi^T`` and the square root is the
-symmetric one, ``(I + B^T B)^{-1/2} = I + B^T V diag(f(lambda)) V^T B`` with
-``B = Phi / sigma``, ``B B^T = V diag(lambda) V^T`` and
-``f(lambda) = -1 / (sqrt(1 + lambda) (1 + sqrt(1 + lambda)))``; its log-determinant is
-``-1/2 sum log(1 + lambda)`` (Sylvester), equal to the primal one.
+When ``p > N`` the dual form works with ``N x N`` matrices only. With ``B = Phi / sigma``
+and the Cholesky factor ``L L^T = I + B B^T``, the mean is ``B^T (I + B B^T)^{-1} y /
+sigma`` and the square root of ``sigma^2 G^{-1} = (I + B^T B)^{-1}`` is
+
+    A = I - B^T L^{-T} (L + I)^{-1} B,    A^{-1} = I + B^T (L^T + I)^{-1} B,
+
+(check: ``A A^T = I - B^T (C + C^T - C B B^T C^T) B`` with ``C = L^{-T} (L + I)^{-1}``,
+and ``C + C^T - C B B^T C^T = (I + B B^T)^{-1}``); ``log det A = -sum log diag L``,
+equal to the primal value by Sylvester's identity. Only Cholesky factorisations,
+triangular inverses and matrix products are used (no eigendecomposition), and the
+gradient of the density goes through a hand-written VJP (:func:`spd_logdet_quad`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,53 @@ import jax.scipy.linalg as jsl
 from .model import BNN, ModelError, Params
 
 Form = Literal["auto", "primal", "dual"]
+
+
+def tril_inverse(L: jax.Array, leaf: int = 32) -> jax.Array:
+    """Inverse of a lower-triangular matrix by recursive 2 x 2 blocking.
+
+    ``[[A, 0], [B, D]]^{-1} = [[A^{-1}, 0], [-D^{-1} B A^{-1}, D^{-1}]]``: matrix products
+    instead of a triangular solve with many right-hand sides, which is slow on CPU.
+    """
+    n = L.shape[0]
+    if n <= leaf:
+        return jsl.solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
+    h = n // 2
+    a_inv = tril_inverse(L[:h, :h], leaf)
+    d_inv = tril_inverse(L[h:, h:], leaf)
+    top = jnp.concatenate([a_inv, jnp.zeros((h, n - h), L.dtype)], axis=1)
+    bottom = jnp.concatenate([-(d_inv @ (L[h:, :h] @ a_inv)), d_inv], axis=1)
+    return jnp.concatenate([top, bottom], axis=0)
+
+
+@jax.custom_vjp
+def spd_logdet_quad(M: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(log det M, tr(b^T M^{-1} b))`` for symmetric positive definite ``M``.
+
+    One Cholesky factorisation; the gradient is written by hand (``d logdet / dM =
+    M^{-1}``, ``d quad / dM = -(M^{-1} b)(M^{-1} b)^T``, ``d quad / db = 2 M^{-1} b``)
+    because differentiating through ``jnp.linalg.cholesky`` is far slower on CPU.
+    """
+    return _logdet_quad_fwd(M, b)[0]
+
+
+def _logdet_quad_fwd(M, b):
+    chol = jnp.linalg.cholesky(M)
+    chol_inv = tril_inverse(chol)
+    alpha = chol_inv.T @ (chol_inv @ b)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+    return (logdet, jnp.sum(b * alpha)), (chol_inv, alpha)
+
+
+def _logdet_quad_bwd(res, g):
+    chol_inv, alpha = res
+    g_logdet, g_quad = g
+    m_inv = chol_inv.T @ chol_inv
+    dM = g_logdet * m_inv - g_quad * (alpha @ alpha.T)
+    return dM, 2.0 * g_quad * alpha
+
+
+spd_logdet_quad.defvjp(_logdet_quad_fwd, _logdet_quad_bwd)
 
 
 class Repriorised:
@@ -105,18 +157,19 @@ class Repriorised:
         s2 = self.model.noise_std**2
         G = Phi.T @ Phi + s2 * jnp.eye(Phi.shape[1], dtype=Phi.dtype)
         chol = jnp.linalg.cholesky(G)  # G = L L^T, U = L^T
-        mean = jsl.cho_solve((chol, True), Phi.T @ self.model.y)
-        return mean, chol
+        chol_inv = tril_inverse(chol)
+        mean = chol_inv.T @ (chol_inv @ (Phi.T @ self.model.y))
+        return mean, chol, chol_inv
 
     def _dual(self, Phi):
         s = self.model.noise_std
+        B = Phi / s
         n = Phi.shape[0]
-        K = Phi @ Phi.T
-        chol = jnp.linalg.cholesky(K + s * s * jnp.eye(n, dtype=Phi.dtype))
-        mean = Phi.T @ jsl.cho_solve((chol, True), self.model.y)
-        lam, V = jnp.linalg.eigh(K / (s * s))
-        lam = jnp.maximum(lam, 0.0)
-        return mean, (Phi / s, lam, V)
+        eye = jnp.eye(n, dtype=Phi.dtype)
+        chol = jnp.linalg.cholesky(eye + B @ B.T)
+        chol_inv = tril_inverse(chol)
+        mean = B.T @ (chol_inv.T @ (chol_inv @ self.model.y)) / s
+        return mean, B, chol, chol_inv
 
     def conditional_mean(self, hidden: Any) -> jax.Array:
         """Exact conditional posterior mean of the stacked readout, ``G^{-1} Phi^T y``."""
@@ -128,37 +181,39 @@ class Repriorised:
         self._check_phi(phi)
         Phi = self.design(hidden)
         if self.form == "primal":
-            mean, chol = self._primal(Phi)
-            return mean + self.model.noise_std * jsl.solve_triangular(chol.T, phi, lower=False)
-        mean, (B, lam, V) = self._dual(Phi)
-        sq = jnp.sqrt(1.0 + lam)
-        f = -1.0 / (sq * (1.0 + sq))
-        return mean + phi + B.T @ (V @ (f[:, None] * (V.T @ (B @ phi))))
+            mean, _, chol_inv = self._primal(Phi)
+            return mean + self.model.noise_std * (chol_inv.T @ phi)
+        mean, B, chol, chol_inv = self._dual(Phi)
+        n = chol.shape[0]
+        shifted_inv = tril_inverse(chol + jnp.eye(n, dtype=chol.dtype))
+        return mean + phi - B.T @ (chol_inv.T @ (shifted_inv @ (B @ phi)))
 
     def phi_from_readout_rows(self, hidden: Any, w: jax.Array) -> jax.Array:
         """Inverse map: the ``phi`` whose readout is ``w`` (shape ``(p, k)``)."""
         Phi = self.design(hidden)
         if self.form == "primal":
-            mean, chol = self._primal(Phi)
+            mean, chol, _ = self._primal(Phi)
             return chol.T @ (w - mean) / self.model.noise_std
-        mean, (B, lam, V) = self._dual(Phi)
-        g = 1.0 / (1.0 + jnp.sqrt(1.0 + lam))
+        mean, B, chol, _ = self._dual(Phi)
+        n = chol.shape[0]
+        shifted_inv_t = tril_inverse(chol + jnp.eye(n, dtype=chol.dtype)).T
         r = w - mean
-        return r + B.T @ (V @ (g[:, None] * (V.T @ (B @ r))))
+        return r + B.T @ (shifted_inv_t @ (B @ r))
 
     def log_det(self, hidden: Any) -> jax.Array:
         """``log |det d w / d phi|`` over all ``k`` output columns.
 
-        Primal: ``k (p log sigma - sum log diag L)``; dual: ``-k/2 sum log(1 + lambda)``.
+        Primal: ``k (p log sigma - sum log diag chol(G))``; dual: ``-k sum log diag L``
+        with ``L L^T = I + Phi Phi^T / sigma^2``.
         """
         Phi = self.design(hidden)
         k = self.model.out_dim
         if self.form == "primal":
-            _, chol = self._primal(Phi)
+            chol = self._primal(Phi)[1]
             p = Phi.shape[1]
             return k * (p * math.log(self.model.noise_std) - jnp.sum(jnp.log(jnp.diag(chol))))
-        _, (_, lam, _) = self._dual(Phi)
-        return -0.5 * k * jnp.sum(jnp.log1p(lam))
+        chol = self._dual(Phi)[2]
+        return -k * jnp.sum(jnp.log(jnp.diag(chol)))
 
     # ----------------------------------------------------------------- params
     def _check_phi(self, phi):
@@ -202,14 +257,13 @@ class Repriorised:
         s2 = m.noise_std**2
         y = m.y
         if self.form == "primal":
-            mean, chol = self._primal(Phi)
-            logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) + (n - p) * math.log(s2)
-            quad = (jnp.sum(y * y) - jnp.sum((Phi.T @ y) * mean)) / s2
+            G = Phi.T @ Phi + s2 * jnp.eye(p, dtype=Phi.dtype)
+            logdet_g, quad_g = spd_logdet_quad(G, Phi.T @ y)
+            logdet = logdet_g + (n - p) * math.log(s2)
+            quad = (jnp.sum(y * y) - quad_g) / s2
         else:
-            chol = jnp.linalg.cholesky(Phi @ Phi.T + s2 * jnp.eye(n, dtype=Phi.dtype))
-            logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
-            z = jsl.solve_triangular(chol, y, lower=True)
-            quad = jnp.sum(z * z)
+            C = Phi @ Phi.T + s2 * jnp.eye(n, dtype=Phi.dtype)
+            logdet, quad = spd_logdet_quad(C, y)
         return -0.5 * quad - 0.5 * k * logdet - 0.5 * n * k * math.log(2 * math.pi)
 
     def log_density(self, params: Params) -> jax.Array:

@@ -153,8 +153,12 @@ def _audit(args) -> int:
     atomic_write(out / "audit.json", json.dumps(rows, indent=1))
     import io
 
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
-    plot_tau_sweep(rows).savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig = plot_tau_sweep(rows)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
     atomic_write(out / "tau_sweep.png", buf.getvalue())
     print(f"wrote {out / 'audit.json'} and {out / 'tau_sweep.png'}")
     return 0

@@ -142,8 +142,9 @@ def collapse_threshold(game: ExposureGame) -> float:
 
         tau > tau* = (1 - 2/n) * lambda_max(P Cov(c) P) / ||mu||,
 
-    which recovers the paper's result that large exploration collapses all producers to
-    the mean user direction (Hron et al. 2023, Section 2, non-negative factorisation).
+    consistent with the paper's result that large exploration collapses all producers
+    onto the mean user direction under non-negative embeddings (Hron et al. 2023,
+    Section 2); the threshold itself is derived here from the Hessian above.
 
     Args:
         game: the exposure game (its ``tau`` is ignored).

@@ -1,6 +1,6 @@
 """Pure local Nash equilibrium search in softmax exposure games.
 
-Hron et al. (2023), Section 3 ("Finding equilibria"): every producer runs gradient ascent
+Hron et al. (2023), Section 3 (numerical equilibrium search for the audit): every producer runs gradient ascent
 on its own utility at the same time (simultaneous gradient ascent), either on
 unconstrained parameters ``theta_i`` with ``s_i = theta_i / ||theta_i||`` (normalised
 parameters) or directly on the sphere with a Riemannian step and a retraction. Many
@@ -10,7 +10,7 @@ smaller one. Candidate profiles are then classified by :mod:`.secondorder` and t
 distance from equilibrium is bounded below by best-response ascent
 (:func:`best_response_gains`).
 
-Stopping rule: an ascent stops once every producer's scaled Riemannian gradient norm
+Stopping rule (this package's; see the README): an ascent stops once every producer's scaled Riemannian gradient norm
 ``tau * ||grad_R u_i||`` is at most ``tol`` (a first-order critical point), or after
 ``max_steps``. Adam's step size decays as ``lr / sqrt(1 + t / decay_steps)`` so that
 iterates settle instead of oscillating around the critical point.

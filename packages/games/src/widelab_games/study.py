@@ -183,6 +183,14 @@ TAU_PANELS = (
 )
 
 
+TARGETING_PANELS = (
+    ("exposure_ratio[1]", "exposure share from group 1 / its population share"),
+    ("rating[0]", "normalised rating, group 0"),
+    ("rating[1]", "normalised rating, group 1"),
+    ("nearest_item_cos", "cosine to the nearest catalogue item"),
+)
+
+
 def plot_tau_sweep(rows: list[dict], panels=TAU_PANELS):
     """Figure: audit metrics against ``tau`` (log axis), one line per (model, dim, n).
 

@@ -133,13 +133,22 @@ def _select(k: Any, names: tuple[str, ...] | None):
 class KernelFn:
     """The infinite-width kernel function of a network (see :func:`kernel_fn`)."""
 
-    def __init__(self, net: Layer, *, batch_size: int | None = None, max_tile_bytes=None):
+    def __init__(
+        self, net: Layer, *, batch_size: int | None = None, max_tile_bytes=None, jit: bool = True
+    ):
         if not isinstance(net, Layer):
             raise TypeError(f"kernel_fn: expected a layer value, got {net!r}")
         self.net = net
         self.batch_size = batch_size
         self.max_tile_bytes = max_tile_bytes
         self.full_spatial = needs_full_spatial(net)
+        self._jitted = jax.jit(self._compute, static_argnames=("names", "mask_constant"))
+        self.jit = jit
+
+    def _compute(self, x1, x2, names, mask_constant):
+        compute_ntk = names is None or "ntk" in names
+        k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
+        return _select(k, names)
 
     def kernel(self, x1, x2=None, *, compute_ntk=True, mask_constant=None) -> Any:
         """The output :class:`Kernel` (untiled)."""
@@ -165,6 +174,11 @@ class KernelFn:
         names, compute_ntk = _check_get(get)
         tiled = self.batch_size is not None or self.max_tile_bytes is not None
         if not tiled:
+            if self.jit:
+                x1 = jnp.asarray(x1)
+                x2 = None if x2 is None else jnp.asarray(x2)
+                _validate(self.net, x1, x2)  # errors raise here, outside the trace
+                return self._jitted(x1, x2, names, mask_constant)
             k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
             return _select(k, names)
         return self._tiled(x1, x2, names or ("nngp", "ntk"), compute_ntk, mask_constant)
@@ -193,7 +207,13 @@ class KernelFn:
         return _result_type(tuple(names))(*(out[n] for n in names))
 
 
-def kernel_fn(net: Layer, *, batch_size: int | None = None, max_tile_bytes: int | None = None):
+def kernel_fn(
+    net: Layer,
+    *,
+    batch_size: int | None = None,
+    max_tile_bytes: int | None = None,
+    jit: bool = True,
+):
     """The infinite-width kernel function of ``net``.
 
     Args:
@@ -202,14 +222,17 @@ def kernel_fn(net: Layer, *, batch_size: int | None = None, max_tile_bytes: int 
             ``widelab_core.devices.pairwise_tiled`` (only the upper triangle when
             ``x2`` is None); memory stays bounded per tile.
         max_tile_bytes: alternatively, a memory bound per tile.
+        jit: compile the whole kernel computation with ``jax.jit`` (one compilation per
+            input shape and ``get``; op-by-op execution is far slower to start). It
+            composes with an outer ``jit``/``vmap``/``grad``.
 
     Returns:
         ``f(x1, x2=None, get=None, mask_constant=None)``. ``get`` is ``None`` (the output
         :class:`Kernel`), one of ``"nngp"``, ``"ntk"``, ``"cov1"``, ``"cov2"`` (that array)
         or a tuple of names (a namedtuple with those fields). The NTK is only computed
-        when asked for. ``f`` is a pure function: wrap it in ``jax.jit`` with
-        ``static_argnames=("get", "mask_constant")``; ``jax.vmap`` and ``jax.grad``
-        (e.g. with respect to ``W_std``) go through it.
+        when asked for. ``f`` is a pure function of the inputs and of the layers'
+        hyperparameters: ``jax.vmap`` and ``jax.grad`` (e.g. with respect to ``W_std``)
+        go through it.
 
     Raises:
         KernelError: a layer has no rule or does not fit the inputs (the message names
@@ -228,4 +251,4 @@ def kernel_fn(net: Layer, *, batch_size: int | None = None, max_tile_bytes: int 
         Novak et al. 2020, "Neural Tangents: Fast and Easy Infinite Neural Networks in
         Python" (ICLR), Sec. 3 and App. C.
     """
-    return KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes)
+    return KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)

@@ -79,8 +79,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     if args.lm_cmd == "make-kg":
-        kg = make_kg(args.entities, seed=args.seed, homonym_share=args.homonyms,
-                     rule_share=args.rules)
+        kg = make_kg(
+            args.entities, seed=args.seed, homonym_share=args.homonyms, rule_share=args.rules
+        )
         atomic_write(Path(args.out), kg.to_tsv())
         print(f"wrote {len(kg)} triples, {len(kg.queries())} queries to {args.out}")
         return 0
@@ -89,19 +90,29 @@ def _dispatch(args: argparse.Namespace) -> int:
         split = split_kg(kg, args.unseen_fraction, seed=args.seed)
         tok = Tokenizer.fit(kg.triples)
         cfg = LMConfig(tok.vocab_size, args.d_model, args.layers, args.heads, args.seq_len)
-        tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         seed=args.seed, checkpoint_every=args.checkpoint_every)
+        tc = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            checkpoint_every=args.checkpoint_every,
+        )
         out = Path(args.out)
         if args.no_resume or not (out / "run.json").exists():
             save_run(out, cfg, tc, tok, split)
         stream = FactStream(encode_kg(tok, split.train), cfg.seq_len, tc.batch_size, tc.seed)
-        print(f"{len(split.train)} training facts; {param_counts(cfg)['non_embedding']} "
-              "non-embedding parameters")
-        res = train(cfg, tc, stream, run_dir=out, resume=not args.no_resume,
-                    progress=sys.stderr.isatty())
+        print(
+            f"{len(split.train)} training facts; {param_counts(cfg)['non_embedding']} "
+            "non-embedding parameters"
+        )
+        res = train(
+            cfg, tc, stream, run_dir=out, resume=not args.no_resume, progress=sys.stderr.isatty()
+        )
         last = res.losses[-1] if res.losses else float("nan")
-        print(f"step {res.state.step}: loss {last:.4f}, {res.tokens_per_s:.0f} tokens/s, "
-              f"MFU {res.mfu:.2%}")
+        print(
+            f"step {res.state.step}: loss {last:.4f}, {res.tokens_per_s:.0f} tokens/s, "
+            f"MFU {res.mfu:.2%}"
+        )
         return 0
     run = load_run(args.run)
     key = jax.random.key(args.seed)
@@ -110,9 +121,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         for name, qs in (("seen", run.split.seen), ("unseen", run.split.unseen)):
             if qs:
                 est, _ = hallucination_rate(
-                    run.cfg, run.params, run.tok, run.split.full, list(qs),
-                    greedy=not args.sampled, n_samples=args.samples if args.sampled else 1,
-                    temperature=args.temperature, key=key,
+                    run.cfg,
+                    run.params,
+                    run.tok,
+                    run.split.full,
+                    list(qs),
+                    greedy=not args.sampled,
+                    n_samples=args.samples if args.sampled else 1,
+                    temperature=args.temperature,
+                    key=key,
                 )
                 out[name] = est.as_dict()
         print(json.dumps(out, indent=2))
@@ -120,8 +137,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.lm_cmd == "detect":
         from .detectors import DetectorConfig, evaluate_detector, split_generations, train_detector
 
-        gen = generate(run.cfg, run.params, run.tok, list(run.split.seen), greedy=False,
-                       n_samples=args.samples, key=key)
+        gen = generate(
+            run.cfg,
+            run.params,
+            run.tok,
+            list(run.split.seen),
+            greedy=False,
+            n_samples=args.samples,
+            key=key,
+        )
         tr, te = split_generations(gen, seed=args.seed)
         dcfg = DetectorConfig(task=args.task, mode=args.mode, width=args.width, steps=args.steps)
         det = train_detector(dcfg, run.cfg, run.params, run.split.full, tr, key=key)
@@ -130,10 +154,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.lm_cmd == "self-train":
         from .selftrain import RestConfig, rest_em
 
-        rc = RestConfig(iterations=args.iterations, samples_per_query=args.samples,
-                        cap_per_query=args.cap,
-                        finetune=TrainConfig(steps=args.steps, lr=1e-3, warmup=10,
-                                             batch_size=run.tc.batch_size))
+        rc = RestConfig(
+            iterations=args.iterations,
+            samples_per_query=args.samples,
+            cap_per_query=args.cap,
+            finetune=TrainConfig(
+                steps=args.steps, lr=1e-3, warmup=10, batch_size=run.tc.batch_size
+            ),
+        )
         hist, _ = rest_em(run.cfg, run.params, run.tok, run.split, rc, key=key)
         print(json.dumps(hist, indent=2))
         return 0

@@ -47,9 +47,9 @@ class Tokenizer:
         rel_map = {r: i + off for i, r in enumerate(self.relations)}
         object.__setattr__(self, "_char", self_map)
         object.__setattr__(self, "_rel", rel_map)
-        object.__setattr__(self, "_inv", list(SPECIALS) + list(self.chars) + [
-            f"<{r}>" for r in self.relations
-        ])
+        object.__setattr__(
+            self, "_inv", list(SPECIALS) + list(self.chars) + [f"<{r}>" for r in self.relations]
+        )
 
     @classmethod
     def fit(cls, triples: Iterable[Triple]) -> Tokenizer:
@@ -195,7 +195,9 @@ class FactStream:
         """The packed rows of one epoch."""
         if epoch not in self._cache:
             rng = np.random.default_rng([self.seed, epoch])
-            self._cache = {epoch: pack(self.facts, rng.permutation(len(self.facts)), self.seq_len + 1)}
+            self._cache = {
+                epoch: pack(self.facts, rng.permutation(len(self.facts)), self.seq_len + 1)
+            }
         return self._cache[epoch]
 
     def tokens_per_epoch(self) -> int:

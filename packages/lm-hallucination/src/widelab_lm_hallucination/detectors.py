@@ -145,8 +145,11 @@ class DetectorConfig:
 
 
 def _head(width: int) -> L.Layer:
-    return L.serial(L.Dense(width, parameterization="standard"), L.Relu(),
-                    L.Dense(1, parameterization="standard"))
+    return L.serial(
+        L.Dense(width, parameterization="standard"),
+        L.Relu(),
+        L.Dense(1, parameterization="standard"),
+    )
 
 
 def _pool(task: str, h: jax.Array, tokens: jax.Array) -> jax.Array:
@@ -209,8 +212,9 @@ class Detector:
     def scores(self, tokens: np.ndarray) -> np.ndarray:
         """Sentence task: one score per row. Token task: ``(rows, width)`` scores."""
         return np.asarray(
-            _score(self.body_cfg, self.config, self.body_params, self.head_params,
-                   jnp.asarray(tokens))
+            _score(
+                self.body_cfg, self.config, self.body_params, self.head_params, jnp.asarray(tokens)
+            )
         )
 
 
@@ -253,8 +257,15 @@ def train_detector(
         labels = np.maximum(lab, 0).astype(np.float32)
         weight = (lab >= 0).astype(np.float32)
     bp, hp = _fit(
-        body_cfg, dcfg, dcfg.mode != "frozen", dcfg.steps, body_p, head_p, tokens,
-        jnp.asarray(labels), jnp.asarray(weight),
+        body_cfg,
+        dcfg,
+        dcfg.mode != "frozen",
+        dcfg.steps,
+        body_p,
+        head_p,
+        tokens,
+        jnp.asarray(labels),
+        jnp.asarray(weight),
     )
     return Detector(dcfg, body_cfg, bp, hp)
 
@@ -300,8 +311,11 @@ def split_generations(gen: Generations, frac: float = 0.5, *, seed: int = 0):
     def take(m):
         idx = np.nonzero(m)[0]
         return Generations(
-            tuple(gen.queries[i] for i in idx), tuple(gen.objects[i] for i in idx),
-            gen.finished[idx], gen.tokens[idx], gen.prompt_len[idx],
+            tuple(gen.queries[i] for i in idx),
+            tuple(gen.objects[i] for i in idx),
+            gen.finished[idx],
+            gen.tokens[idx],
+            gen.prompt_len[idx],
         )
 
     return take(a), take(~a)
@@ -341,3 +355,51 @@ def validation_budget(
         accepted = correct + y[k:].sum()  # hallucinations slip through unless checked
         out.append(correct / accepted if accepted else 1.0)
     return np.asarray(out)
+
+
+def detectability(
+    lms: Sequence[tuple[LMConfig, object]],
+    kg: KnowledgeGraph,
+    tok,
+    queries: Sequence,
+    detectors: Sequence[DetectorConfig],
+    *,
+    key: jax.Array,
+    n_samples: int = 4,
+    temperature: float = 1.0,
+) -> list[dict]:
+    """Detector quality against LM size and detector size (Hron et al. 2024, Sec. 4).
+
+    For each LM, sample ``n_samples`` objects per query, split the outputs by query into
+    halves, train every detector config on one half and score it on the other.
+
+    Returns:
+        One record per (LM, detector): ``d_model``, ``task``, ``mode``, ``width``,
+        ``auc_pr``, ``prevalence``, ``auroc``, ``n`` (NaN metrics when a half holds a
+        single class).
+    """
+    from .hallucination import generate
+
+    out = []
+    for cfg, params in lms:
+        key, k_gen, k_det = jax.random.split(key, 3)
+        gen = generate(
+            cfg,
+            params,
+            tok,
+            list(queries),
+            greedy=False,
+            n_samples=n_samples,
+            temperature=temperature,
+            key=k_gen,
+        )
+        tr, te = split_generations(gen, seed=0)
+        for dc in detectors:
+            rec = {"d_model": cfg.d_model, "task": dc.task, "mode": dc.mode, "width": dc.width}
+            try:
+                det = train_detector(dc, cfg, params, kg, tr, key=k_det)
+                rec.update(dataclasses.asdict(evaluate_detector(det, kg, te)))
+            except ValueError:
+                rec.update(auc_pr=float("nan"), prevalence=float("nan"), auroc=float("nan"), n=0)
+            out.append(rec)
+    return out

@@ -177,8 +177,12 @@ def is_hallucination(
 
 
 def bootstrap_ci(
-    values: np.ndarray, *, groups: np.ndarray | None = None, n_boot: int = 1000,
-    level: float = 0.95, seed: int = 0,
+    values: np.ndarray,
+    *,
+    groups: np.ndarray | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of a mean, resampling whole groups (queries).
 
@@ -245,8 +249,15 @@ def hallucination_rate(
     """
     longest = max(len(t[2]) for t in kg.triples)
     gen = generate(
-        cfg, params, tok, queries, greedy=greedy, n_samples=n_samples,
-        temperature=temperature, key=key, max_new=min(24, longest + 2),
+        cfg,
+        params,
+        tok,
+        queries,
+        greedy=greedy,
+        n_samples=n_samples,
+        temperature=temperature,
+        key=key,
+        max_new=min(24, longest + 2),
     )
     h = is_hallucination(kg, gen.queries, gen.objects, gen.finished)
     groups = np.repeat(np.arange(len(queries)), n_samples)

@@ -102,7 +102,11 @@ def transformer(cfg: LMConfig) -> L.Serial:
     body = L.serial(
         TokenEmbedding(cfg.vocab_size, cfg.d_model, cfg.seq_len),
         # shallow stacks compile faster unrolled; deep ones as one compiled loop
-        *([block(cfg)] * cfg.n_layers if cfg.n_layers <= 4 else [L.repeat(block(cfg), cfg.n_layers)]),
+        *(
+            [block(cfg)] * cfg.n_layers
+            if cfg.n_layers <= 4
+            else [L.repeat(block(cfg), cfg.n_layers)]
+        ),
         L.LayerNorm(),
     )
     head = L.Dense(cfg.vocab_size, parameterization="standard")
@@ -115,7 +119,11 @@ def init_lm(cfg: LMConfig, key: jax.Array):
     return _init_jit(cfg, key)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+# Initialisation runs once per model: compile it cheaply (no LLVM optimisation).
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+@functools.partial(jax.jit, static_argnums=0, compiler_options=FAST_COMPILE)
 def _init_jit(cfg: LMConfig, key: jax.Array):
     return transformer(cfg).init(key, (1, cfg.seq_len))[1]
 
@@ -134,8 +142,9 @@ def logits_fn(cfg: LMConfig, params, tokens: jax.Array) -> jax.Array:
 def param_counts(cfg: LMConfig) -> dict[str, int]:
     """Parameter counts: ``total``, ``embedding`` (token and position tables, output
     projection) and ``non_embedding`` (everything else, as in Kaplan et al. 2020)."""
-    shapes = jax.eval_shape(lambda k: transformer(cfg).init(k, (1, cfg.seq_len))[1],
-                            jax.random.key(0))
+    shapes = jax.eval_shape(
+        lambda k: transformer(cfg).init(k, (1, cfg.seq_len))[1], jax.random.key(0)
+    )
     total = int(sum(np.prod(x.shape) for x in jax.tree.leaves(shapes)))
     emb = (cfg.vocab_size + cfg.seq_len) * cfg.d_model + cfg.d_model * cfg.vocab_size
     return {"total": total, "embedding": emb, "non_embedding": total - emb}
@@ -170,9 +179,7 @@ def size_family(
     out = []
     for i in range(n_sizes):
         d = max(head_dim, int(round(d_min * growth**i / head_dim)) * head_dim)
-        out.append(
-            LMConfig(vocab_size, d, n_layers, max(1, d // head_dim), seq_len)
-        )
+        out.append(LMConfig(vocab_size, d, n_layers, max(1, d // head_dim), seq_len))
     return out
 
 

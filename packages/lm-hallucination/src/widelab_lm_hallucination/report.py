@@ -61,11 +61,13 @@ def lm_report(ctx: ReportContext) -> ReportSection:
     split = split_kg(kg, 0.1, seed=ctx.seed)
     tok = Tokenizer.fit(kg.triples)
     seq = 48 if quick else 64
-    sizes = size_family(3 if quick else 4, tok.vocab_size, d_min=16, seq_len=seq,
-                        n_layers=1 if quick else 2)
+    sizes = size_family(
+        3 if quick else 4, tok.vocab_size, d_min=16, seq_len=seq, n_layers=1 if quick else 2
+    )
     epochs = (4, 8, 16, 32) if quick else (4, 8, 16, 32, 64, 128)
-    tc = TrainConfig(batch_size=8 if quick else 16, lr=1e-2 if quick else 3e-3, warmup=10,
-                     seed=ctx.seed)
+    tc = TrainConfig(
+        batch_size=8 if quick else 16, lr=1e-2 if quick else 3e-3, warmup=10, seed=ctx.seed
+    )
     sec.text(
         f"A synthetic KG with {len(kg)} facts ({len(kg.queries())} (subject, relation) "
         f"queries, {len(split.unseen)} held out) is serialised as '<S> subject <P> relation "
@@ -74,14 +76,30 @@ def lm_report(ctx: ReportContext) -> ReportSection:
         "KG's valid objects for the query (Hron et al., COLM 2024)."
     )
     points = size_epoch_study(
-        split, tok, sizes, epochs, tc, fractions=(1.0,) if quick else (0.5, 1.0),
+        split,
+        tok,
+        sizes,
+        epochs,
+        tc,
+        fractions=(1.0,) if quick else (0.5, 1.0),
         progress=ctx.bar,
     )
-    sec.figure(_plot_rates(points, [c.d_model for c in sizes]),
-               "Hallucination rate on seen facts (95% bootstrap bands) against epochs and size.")
+    sec.figure(
+        _plot_rates(points, [c.d_model for c in sizes]),
+        "Hallucination rate on seen facts (95% bootstrap bands) against epochs and size.",
+    )
     sec.table(
-        ["d_model", "params", "epochs", "FLOPs", "seen rate", "low", "high", "unseen rate",
-         "fraction"],
+        [
+            "d_model",
+            "params",
+            "epochs",
+            "FLOPs",
+            "seen rate",
+            "low",
+            "high",
+            "unseen rate",
+            "fraction",
+        ],
         rate_table(points),
         caption="Greedy hallucination rates (seen: trained queries; unseen: held-out pairs).",
     )
@@ -106,50 +124,57 @@ def lm_report(ctx: ReportContext) -> ReportSection:
     return sec
 
 
-def _full_extras(sec, ctx, split, tok, sizes, tc):  # pragma: no cover - full mode only
+def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150,
+                 widths=(4, 16, 64)):
+    """Detectors against LM and detector size, the validation budget and ReST-EM."""
     import dataclasses
 
-    from .detectors import (
-        DetectorConfig,
-        evaluate_detector,
-        split_generations,
-        train_detector,
-        validation_budget,
-    )
+    from .detectors import DetectorConfig, detectability, validation_budget
     from .hallucination import generate, is_hallucination
     from .selftrain import RestConfig, rest_em
     from .studies import train_with_evals
 
-    rows, lms = [], []
-    for cfg in sizes:
-        _, res = train_with_evals(cfg, tc, split, tok, (32,))
+    lms = []
+    for cfg in ctx.bar(sizes, desc="lm detectors"):
+        _, res = train_with_evals(cfg, tc, split, tok, (epochs,))
         lms.append((cfg, res.state.params))
     key = jax.random.key(ctx.seed)
-    budget_done = False
-    for cfg, params in lms:
-        gen = generate(cfg, params, tok, list(split.seen), greedy=False, n_samples=4, key=key)
-        tr, te = split_generations(gen, seed=ctx.seed)
-        for task in ("sentence", "token"):
-            try:
-                det = train_detector(DetectorConfig(task=task), cfg, params, split.full, tr,
-                                     key=key)
-                s = evaluate_detector(det, split.full, te)
-            except ValueError:
-                continue
-            rows.append([cfg.d_model, task, s.auc_pr, s.prevalence, s.auroc, s.n])
-            if task == "sentence" and not budget_done:
-                y = is_hallucination(split.full, te.queries, te.objects, te.finished)
-                shares = np.linspace(0, 1, 11)
-                prec = validation_budget(y, det.scores(te.tokens), shares)
-                rnd = validation_budget(y, np.random.default_rng(0).random(len(y)), shares)
-                sec.table(["share checked", "precision (detector order)", "precision (random)"],
-                          [[a, b, c] for a, b, c in zip(shares, prec, rnd)],
-                          caption="Validation budget: precision of accepted facts.")
-                budget_done = True
-    sec.table(["LM d_model", "task", "AUC-PR", "prevalence", "AUROC", "n"], rows,
-              caption="Frozen-LM detector heads against LM size.")
-    cfg, params = lms[1]
-    rc = RestConfig(iterations=2, finetune=dataclasses.replace(tc, steps=150, lr=1e-3))
+    seen = list(split.seen)
+    heads = [DetectorConfig(task=t, width=32) for t in ("sentence", "token")]
+    cols = ["d_model", "task", "mode", "width", "auc_pr", "prevalence", "auroc", "n"]
+    rows = detectability(lms, split.full, tok, seen, heads, key=key)
+    sec.table(
+        cols,
+        [[r[c] for c in cols] for r in rows],
+        caption="Frozen-LM detector heads against LM size (AUC-PR chance = prevalence).",
+    )
+    by_size = [DetectorConfig(width=w) for w in widths]
+    by_size.append(DetectorConfig(mode="finetune", steps=100))
+    rows = detectability(lms[-1:], split.full, tok, seen, by_size, key=key)
+    sec.table(
+        cols,
+        [[r[c] for c in cols] for r in rows],
+        caption="Sentence detectors of growing size on the largest LM.",
+    )
+    cfg, params = lms[-1]
+    gen = generate(cfg, params, tok, seen, greedy=False, n_samples=4, key=key)
+    from .detectors import split_generations, train_detector
+
+    tr, te = split_generations(gen, seed=ctx.seed)
+    y = is_hallucination(split.full, te.queries, te.objects, te.finished)
+    if 0 < y.sum() < len(y):
+        det = train_detector(by_size[-2], cfg, params, split.full, tr, key=key)
+        shares = np.linspace(0, 1, 11)
+        prec = validation_budget(y, det.scores(te.tokens), shares)
+        rnd = validation_budget(y, np.random.default_rng(0).random(len(y)), shares)
+        sec.table(
+            ["share checked", "precision (detector order)", "precision (random order)"],
+            [[a, b, c] for a, b, c in zip(shares, prec, rnd)],
+            caption="Validation budget: precision of accepted facts when the least "
+            "confident outputs are checked against the KG.",
+        )
+    cfg, params = lms[len(lms) // 2]
+    rc = RestConfig(iterations=2, finetune=dataclasses.replace(tc, steps=rest_steps, lr=1e-3))
     hist, _ = rest_em(cfg, params, tok, split, rc, key=key)
     keys = list(hist[0])
     sec.table(keys, [[h[k] for k in keys] for h in hist], caption="ReST-EM per iteration.")

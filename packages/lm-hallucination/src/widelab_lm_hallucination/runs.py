@@ -19,8 +19,9 @@ from .model import LMConfig
 from .train import CHECKPOINT, TrainConfig, init_state, load_checkpoint
 
 
-def save_run(run_dir: str | Path, cfg: LMConfig, tc: TrainConfig, tok: Tokenizer,
-             split: KGSplit) -> None:
+def save_run(
+    run_dir: str | Path, cfg: LMConfig, tc: TrainConfig, tok: Tokenizer, split: KGSplit
+) -> None:
     """Write the run's description (before training starts)."""
     run_dir = Path(run_dir)
     meta = {
@@ -31,8 +32,9 @@ def save_run(run_dir: str | Path, cfg: LMConfig, tc: TrainConfig, tok: Tokenizer
     atomic_write(run_dir / "run.json", json.dumps(meta, indent=2))
     atomic_write(run_dir / "kg.tsv", split.full.to_tsv())
     train_set = set(split.train.triples)
-    held = "".join(f"{s}\t{r}\t{o}\n" for s, r, o in split.full.triples
-                   if (s, r, o) not in train_set)
+    held = "".join(
+        f"{s}\t{r}\t{o}\n" for s, r, o in split.full.triples if (s, r, o) not in train_set
+    )
     atomic_write(run_dir / "unseen.tsv", held)
 
 
@@ -73,8 +75,9 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(cfg, tc, tok, split, state.params, state.step)
 
 
-def kg_from_file_or_synthetic(path: str | None, n_entities: int, seed: int,
-                              homonyms: float = 0.0, rules: float = 0.0) -> KnowledgeGraph:
+def kg_from_file_or_synthetic(
+    path: str | None, n_entities: int, seed: int, homonyms: float = 0.0, rules: float = 0.0
+) -> KnowledgeGraph:
     """Read ``path`` (TSV or ``.nt``) or draw a synthetic graph."""
     from .kg import make_kg, read_kg
 

@@ -48,7 +48,9 @@ class RestConfig:
 
     def __post_init__(self):
         if self.iterations < 1 or self.samples_per_query < 1 or self.cap_per_query < 1:
-            raise ValueError("RestConfig: iterations, samples_per_query, cap_per_query must be >= 1")
+            raise ValueError(
+                "RestConfig: iterations, samples_per_query, cap_per_query must be >= 1"
+            )
         if any(not 1 <= k <= self.eval_samples for k in self.pass_k):
             raise ValueError(f"RestConfig: pass_k {self.pass_k} must lie in 1..eval_samples")
 
@@ -69,8 +71,14 @@ def evaluate_queries(
     greedy = generate(cfg, params, tok, queries)
     acc = 1.0 - is_hallucination(kg, greedy.queries, greedy.objects, greedy.finished).mean()
     gen = generate(
-        cfg, params, tok, queries, greedy=False, n_samples=n_samples,
-        temperature=temperature, key=key,
+        cfg,
+        params,
+        tok,
+        queries,
+        greedy=False,
+        n_samples=n_samples,
+        temperature=temperature,
+        key=key,
     )
     ok = ~is_hallucination(kg, gen.queries, gen.objects, gen.finished)
     c = ok.reshape(len(queries), n_samples).sum(1)
@@ -104,8 +112,15 @@ def rest_em(
         for name, qs, kk in (("seen", seen, k1), ("unseen", unseen, k2)):
             if qs:
                 m = evaluate_queries(
-                    cfg, params, tok, split.full, qs, n_samples=rc.eval_samples,
-                    ks=rc.pass_k, key=kk, temperature=rc.temperature,
+                    cfg,
+                    params,
+                    tok,
+                    split.full,
+                    qs,
+                    n_samples=rc.eval_samples,
+                    ks=rc.pass_k,
+                    key=kk,
+                    temperature=rc.temperature,
                 )
                 rec.update({f"{name}_{a}": v for a, v in m.items()})
         return rec
@@ -117,8 +132,14 @@ def rest_em(
     for it in progress(its, desc="ReST-EM") if progress else its:
         key, k_s, k_e = jax.random.split(key, 3)
         gen = generate(
-            cfg, params, tok, seen, greedy=False, n_samples=rc.samples_per_query,
-            temperature=rc.temperature, key=k_s,
+            cfg,
+            params,
+            tok,
+            seen,
+            greedy=False,
+            n_samples=rc.samples_per_query,
+            temperature=rc.temperature,
+            key=k_s,
         )
         ok = ~is_hallucination(split.full, gen.queries, gen.objects, gen.finished)
         kept: dict[Query, list[str]] = {}
@@ -130,8 +151,9 @@ def rest_em(
         rec = {"iteration": it, "kept": len(triples), "reward": float(ok.mean())}
         if triples:
             data = KnowledgeGraph.from_triples(triples)
-            stream = FactStream(encode_kg(tok, data), cfg.seq_len, rc.finetune.batch_size,
-                                rc.finetune.seed + it)
+            stream = FactStream(
+                encode_kg(tok, data), cfg.seq_len, rc.finetune.batch_size, rc.finetune.seed + it
+            )
             params = train(cfg, rc.finetune, stream, init_params=base_params).state.params
         rec.update(evaluate(params, k_e))
         history.append(rec)

@@ -97,9 +97,16 @@ def train_with_evals(
                     0
                 ].rate
             p = StudyPoint(
-                cfg.d_model, n_params, ep, state.step,
+                cfg.d_model,
+                n_params,
+                ep,
+                state.step,
                 fpt * state.step * tc.batch_size * cfg.seq_len,
-                est.rate, est.low, est.high, un, fraction,
+                est.rate,
+                est.low,
+                est.high,
+                un,
+                fraction,
             )
             points.append(p)
             if on_point is not None:
@@ -183,7 +190,16 @@ def chinchilla_compute(tokens: float, tokens_per_param: float = 20.0) -> dict[st
 def rate_table(points: Sequence[StudyPoint]) -> list[list]:
     """Rows ``[d_model, params, epochs, compute, seen, low, high, unseen, fraction]``."""
     return [
-        [p.d_model, p.n_params, round(p.epochs, 2), p.compute, p.seen, p.seen_low,
-         p.seen_high, p.unseen, p.fraction]
+        [
+            p.d_model,
+            p.n_params,
+            round(p.epochs, 2),
+            p.compute,
+            p.seen,
+            p.seen_low,
+            p.seen_high,
+            p.unseen,
+            p.fraction,
+        ]
         for p in points
     ]

@@ -26,7 +26,7 @@ import optax
 from widelab_core.command import atomic_write
 
 from .corpus import FactStream
-from .model import LMConfig, flops_per_token, init_lm, next_token_loss
+from .model import FAST_COMPILE, LMConfig, flops_per_token, init_lm, next_token_loss
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.jsonl"
@@ -116,8 +116,10 @@ def init_state(cfg: LMConfig, tc: TrainConfig, params=None) -> TrainState:
     k_init, key = jax.random.split(key)
     if params is None:
         params = init_lm(cfg, k_init)
-    params = jax.tree.map(jnp.array, params)  # own copy: the step donates its buffers
-    return TrainState(params, make_optimizer(tc).init(params), 0, key, (0, 0))
+    else:
+        params = jax.tree.map(jnp.array, params)  # own copy: the step donates its buffers
+    opt_init = jax.jit(make_optimizer(tc).init, compiler_options=FAST_COMPILE)
+    return TrainState(params, opt_init(params), 0, key, (0, 0))
 
 
 # ---------------------------------------------------------------------------

@@ -121,7 +121,8 @@ def pool_allocation_study(
 
     Returns:
         ``{"metrics": {allocation: RankingMetrics}, "ari": {...}, "completeness": {...},
-        "pools": {allocation: array}}``; allocations are ``random``, ``kmeans``,
+        "pools": {allocation: array}, "recommended": {allocation: (n_users, k) ids}}``;
+        allocations are ``random``, ``kmeans``,
         ``learned`` and, with planted data, ``planted``. ``ari`` is the adjusted Rand index
         against the planted groups (Hubert & Arabie 1985) and ``completeness`` is 1 when
         every planted group lies inside one pool (Rosenberg & Hirschberg 2007).
@@ -152,11 +153,18 @@ def pool_allocation_study(
         ).pools,
     }
     wrap = progress or (lambda it: it)
-    metrics, ari, comp = {}, {}, {}
+    metrics, ari, comp, recommended = {}, {}, {}, {}
     for name in wrap(list(allocs)):
         rec = _two_stage(n_pools, k, rank, ranker_epochs, seed).fit(train, pools=allocs[name])
-        metrics[name] = ranking_metrics(recommend_all(rec, train, k), test)
+        recommended[name] = recommend_all(rec, train, k)
+        metrics[name] = ranking_metrics(recommended[name], test)
         if planted is not None:
             ari[name] = float(adjusted_rand_score(planted, allocs[name]))
             comp[name] = float(completeness_score(planted, allocs[name]))
-    return {"metrics": metrics, "ari": ari, "completeness": comp, "pools": allocs}
+    return {
+        "metrics": metrics,
+        "ari": ari,
+        "completeness": comp,
+        "pools": allocs,
+        "recommended": recommended,
+    }

@@ -34,7 +34,9 @@ def normalize_window(layer_name: str, what: str, value: Sequence[int] | int) -> 
     try:
         out = tuple(int(v) for v in value)
     except TypeError:
-        raise ValueError(f"{layer_name}: {what} must be a sequence of ints, got {value!r}") from None
+        raise ValueError(
+            f"{layer_name}: {what} must be a sequence of ints, got {value!r}"
+        ) from None
     if not out or any(v <= 0 for v in out):
         raise ValueError(f"{layer_name}: {what} must be non-empty positive ints, got {value!r}")
     return out

@@ -204,7 +204,7 @@ class GlobalSelfAttention(Layer):
 
     def apply_masked(self, params, x, mask, key):
         self._check_apply(params, x)
-        n, spatial, d = x.shape[0], x.shape[1:-1], x.shape[-1]
+        n, spatial = x.shape[0], x.shape[1:-1]
         t = math.prod(spatial)
         dtype = x.dtype
         x_k = x_v = x

@@ -112,9 +112,7 @@ class Conv(Layer):
         dtype = jnp.zeros(()).dtype
         k_w, k_b = jax.random.split(key)
         w_shape = (*self.filter_shape, n_in, self.out_chan)
-        params = {
-            "W": draw_weights(k_w, w_shape, fan_in, self.W_std, self.parameterization, dtype)
-        }
+        params = {"W": draw_weights(k_w, w_shape, fan_in, self.W_std, self.parameterization, dtype)}
         if self.b_std is not None:
             params["b"] = draw_bias(k_b, (self.out_chan,), self.b_std, self.parameterization, dtype)
         return (shape[0], *spatial_out, self.out_chan), params
@@ -143,4 +141,3 @@ class Conv(Layer):
         if "b" in params:
             y = add_bias(y, params["b"], bias_scale(self.b_std, self.parameterization))
         return y, window_mask(mask, self.filter_shape, strides, self.padding)
-
