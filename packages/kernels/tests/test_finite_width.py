@@ -145,7 +145,7 @@ def test_monte_carlo_batching_and_get():
     x1, x2 = _inputs(3), _inputs(2, seed=1)
     net = L.serial(L.Dense(16, b_std=0.1), L.Relu(), L.Dense(2))
     key = jax.random.key(0)
-    whole = monte_carlo_kernel_fn(net.init, net.apply, key, 7)(x1, x2)
+    whole = monte_carlo_kernel_fn(net.init, net.apply, key, 7, batch_size=7)(x1, x2)
     split = monte_carlo_kernel_fn(net.init, net.apply, key, 7, batch_size=3)(x1, x2)
     np.testing.assert_allclose(whole.nngp, split.nngp, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(whole.ntk, split.ntk, rtol=1e-5, atol=1e-6)

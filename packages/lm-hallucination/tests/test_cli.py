@@ -23,9 +23,9 @@ def test_make_kg_train_resume_evaluate(tmp_path, capsys):
         "--kg",
         str(kg),
         "--d-model",
-        "16",
+        "32",
         "--heads",
-        "1",
+        "2",
         "--layers",
         "1",
         "--seq-len",
@@ -37,11 +37,11 @@ def test_make_kg_train_resume_evaluate(tmp_path, capsys):
         "--unseen-fraction",
         "0.2",
     ]
-    common += ["--lr", "0.01", "--steps", "80"]
-    assert _run([*common, "--checkpoint-every", "40"]) == 0
-    assert _run(common) == 0  # resumes at step 80: nothing left to do
+    common += ["--lr", "0.01", "--steps", "150"]
+    assert _run([*common, "--checkpoint-every", "75"]) == 0
+    assert _run(common) == 0  # resumes at step 150: nothing left to do
     lines = (run / "metrics.jsonl").read_text().splitlines()
-    assert json.loads(lines[-1])["step"] == 80
+    assert json.loads(lines[-1])["step"] == 150
     capsys.readouterr()
     assert _run(["evaluate", "--run", str(run)]) == 0
     rates = json.loads(capsys.readouterr().out)

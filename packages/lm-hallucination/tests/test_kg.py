@@ -87,12 +87,14 @@ def test_tsv_and_ntriples_readers(tmp_path):
         "<http://x.org/Ann_Lee> <http://x.org/rel#born_in> <http://x.org/Rome> .\n"
         '<http://x.org/Ann_Lee> <http://x.org/name> "Ann \\"A\\" Lee"@en .\n'
         "_:b1 <http://x.org/knows> <http://x.org/Ann_Lee> . # trailing comment\n"
+        '<http://x.org/Z%C3%BCrich> <http://x.org/alias> "Z\\u00fcri \u00e9t\\u00E9" .\n'
     )
     kg = read_kg(n)
     assert kg.triples == (
         ("Ann Lee", "born in", "Rome"),
         ("Ann Lee", "name", 'Ann "A" Lee'),
         ("b1", "knows", "Ann Lee"),
+        ("Zürich", "alias", "Züri été"),
     )
     assert read_kg(p).triples == read_tsv(p).triples
 

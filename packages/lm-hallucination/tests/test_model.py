@@ -9,6 +9,7 @@ from widelab_lm_hallucination import (
     hidden_states,
     init_lm,
     logits_fn,
+    next_token_loss,
     param_counts,
     size_family,
     transformer,
@@ -43,6 +44,20 @@ def test_causal_and_shapes():
     np.testing.assert_allclose(f(params, x[:, :5]), lx[:, :5], rtol=1e-5, atol=1e-5)
     net = transformer(cfg)
     assert net.init(jax.random.key(0), (2, 12))[0] == (2, 12, 11)
+
+
+def test_dropout_uses_the_key():
+    cfg = LMConfig(vocab_size=11, d_model=16, n_layers=1, n_heads=2, seq_len=8, dropout=0.5)
+    params = init_lm(cfg, jax.random.key(0))
+    rows = jax.random.randint(jax.random.key(1), (2, 9), 1, 11)
+    f = jax.jit(lambda p, r, k: next_token_loss(cfg, p, r, key=k))
+    a, b = f(params, rows, jax.random.key(2)), f(params, rows, jax.random.key(2))
+    c = f(params, rows, jax.random.key(3))
+    assert a == b and a != c
+    # without a key the network runs in evaluation mode (dropout off)
+    g = jax.jit(lambda p, r: next_token_loss(cfg, p, r))
+    ev = g(params, rows)
+    assert ev != a and ev == g(params, rows)
 
 
 def test_size_family_is_geometric():

@@ -2,7 +2,6 @@
 
 import pytest
 from widelab_core.command import ReportContext, ReportSection
-
 from widelab_lm_hallucination import Tokenizer, TrainConfig, size_family, split_kg
 from widelab_lm_hallucination.report import _full_extras
 
@@ -14,9 +13,7 @@ def test_full_extras_on_tiny_models(tiny_kg):
     sizes = size_family(1, tok.vocab_size, d_min=16, n_layers=1, seq_len=48)
     sec = ReportSection("t")
     tc = TrainConfig(batch_size=8, lr=1e-2, warmup=2)
-    _full_extras(
-        sec, ReportContext(), split, tok, sizes, tc, epochs=2, rest_steps=2, widths=(32,)
-    )
+    _full_extras(sec, ReportContext(), split, tok, sizes, tc, epochs=2, rest_steps=2, widths=(32,))
     captions = [b[1][2] for b in sec.blocks if b[0] == "table"]
     assert any("against LM size" in c for c in captions)
     assert any("ReST-EM" in c for c in captions)

@@ -298,7 +298,7 @@ def monte_carlo_kernel_fn(
     apply_fn: ApplyFn,
     key: jax.Array,
     n_samples: int,
-    batch_size: int | None = None,
+    batch_size: int = 1,
     trace_axes: Sequence[int] = (-1,),
     diagonal_axes: Sequence[int] = (),
     implementation: str = "jacobian_contraction",
@@ -320,7 +320,10 @@ def monte_carlo_kernel_fn(
         apply_fn: ``apply_fn(params, x, **kwargs)`` (``net.apply``).
         key: a ``jax.random`` key.
         n_samples: number of independent networks, ``>= 1``.
-        batch_size: networks per vmapped batch (``None``: all at once).
+        batch_size: networks per vmapped batch (default 1: one draw at a time). Memory
+            grows with it: the Jacobian contraction holds ``batch_size`` Jacobians of
+            ``outputs x parameters`` entries, the NTK-vector products ``batch_size``
+            blocks of ``outputs^2``; raise it to vectorise small networks.
         trace_axes: output axes to average over.
         diagonal_axes: output axes of which only the diagonal is kept.
         implementation: NTK implementation (see :func:`empirical_ntk_fn`).
@@ -344,7 +347,7 @@ def monte_carlo_kernel_fn(
     n_samples = int(n_samples)
     if n_samples < 1:
         raise ValueError(f"monte_carlo_kernel_fn: n_samples must be >= 1, got {n_samples}")
-    batch = n_samples if batch_size is None else int(batch_size)
+    batch = int(batch_size)
     if batch < 1:
         raise ValueError(f"monte_carlo_kernel_fn: batch_size must be >= 1, got {batch_size}")
     batch = min(batch, n_samples)

@@ -27,6 +27,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -49,6 +50,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--samples", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
 
     p = sub.add_parser("self-train", help="ReST-EM with the KG as verifier")
@@ -89,7 +91,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed)
         split = split_kg(kg, args.unseen_fraction, seed=args.seed)
         tok = Tokenizer.fit(kg.triples)
-        cfg = LMConfig(tok.vocab_size, args.d_model, args.layers, args.heads, args.seq_len)
+        cfg = LMConfig(
+            tok.vocab_size,
+            args.d_model,
+            args.layers,
+            args.heads,
+            args.seq_len,
+            dropout=args.dropout,
+        )
         tc = TrainConfig(
             steps=args.steps,
             batch_size=args.batch_size,
@@ -144,6 +153,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             list(run.split.seen),
             greedy=False,
             n_samples=args.samples,
+            temperature=args.temperature,
             key=key,
         )
         tr, te = split_generations(gen, seed=args.seed)

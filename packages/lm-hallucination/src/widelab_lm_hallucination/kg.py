@@ -317,6 +317,15 @@ _NT_LINE = re.compile(
 )
 
 
+_ESCAPES = {"t": "\t", "b": "\b", "n": "\n", "r": "\r", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+_ESC = re.compile(r"\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[tbnrf\"'\\])")
+
+
+def _unescape(text: str) -> str:
+    """N-Triples string escapes (``\\t``, ``\\"``, ``\\uXXXX``, ...); other text as is."""
+    return _ESC.sub(lambda m: chr(int(m[1][1:], 16)) if m[1][0] in "uU" else _ESCAPES[m[1]], text)
+
+
 def _local_name(iri: str) -> str:
     tail = re.split(r"[/#]", iri.rstrip("/#"))[-1] or iri
     return urllib.parse.unquote(tail).replace("_", " ")
@@ -342,7 +351,7 @@ def read_ntriples(path: str | Path) -> KnowledgeGraph:
             o = (
                 _local_name(o_iri)
                 if o_iri is not None
-                else (o_b if o_b is not None else bytes(o_lit, "utf-8").decode("unicode_escape"))
+                else (o_b if o_b is not None else _unescape(o_lit))
             )
             p = _local_name(p_iri)
             if not (s and p and o):

@@ -40,6 +40,8 @@ class LMConfig:
         n_heads: attention heads (``d_model`` must be divisible by it).
         seq_len: context length.
         mlp_ratio: MLP hidden width over ``d_model``.
+        dropout: drop probability at the end of each residual branch during training
+            (core ``Dropout``; 0 disables it).
     """
 
     vocab_size: int
@@ -48,11 +50,14 @@ class LMConfig:
     n_heads: int = 4
     seq_len: int = 64
     mlp_ratio: int = 4
+    dropout: float = 0.0
 
     def __post_init__(self):
         for f in ("vocab_size", "d_model", "n_layers", "n_heads", "seq_len", "mlp_ratio"):
             if int(getattr(self, f)) <= 0:
                 raise ValueError(f"LMConfig.{f} must be positive, got {getattr(self, f)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LMConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"LMConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}"
@@ -68,15 +73,21 @@ class LMConfig:
         return cls(**json.loads(text))
 
 
-def block(cfg: LMConfig) -> L.Layer:
-    """One pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``."""
+def block(cfg: LMConfig, training: bool = False) -> L.Layer:
+    """One pre-norm transformer block: ``x + Attn(LN(x))`` then ``x + MLP(LN(x))``.
+
+    With ``training`` the branches end in ``Dropout(cfg.dropout)`` (random, needs a
+    key); otherwise the dropout layers are the identity. Parameters are the same.
+    """
     d = cfg.d_model
-    attn = L.serial(L.LayerNorm(), _attention(d, cfg.n_heads))
+    drop = L.Dropout(cfg.dropout, mode="train" if training else "test")
+    attn = L.serial(L.LayerNorm(), _attention(d, cfg.n_heads), drop)
     mlp = L.serial(
         L.LayerNorm(),
         L.Dense(cfg.mlp_ratio * d, parameterization="standard"),
         L.Gelu(approximate=True),
         L.Dense(d, W_std=1.0 / math.sqrt(2 * cfg.n_layers), parameterization="standard"),
+        drop,
     )
     return L.serial(
         L.FanOut(2),
@@ -88,8 +99,10 @@ def block(cfg: LMConfig) -> L.Layer:
     )
 
 
-def transformer(cfg: LMConfig) -> L.Serial:
+def transformer(cfg: LMConfig, training: bool = False) -> L.Serial:
     """The language model ``serial(body, head)``; ``body`` gives hidden states.
+
+    ``training`` switches dropout on (then ``apply`` needs ``key=``).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -103,9 +116,9 @@ def transformer(cfg: LMConfig) -> L.Serial:
         TokenEmbedding(cfg.vocab_size, cfg.d_model, cfg.seq_len),
         # shallow stacks compile faster unrolled; deep ones as one compiled loop
         *(
-            [block(cfg)] * cfg.n_layers
+            [block(cfg, training)] * cfg.n_layers
             if cfg.n_layers <= 4
-            else [L.repeat(block(cfg), cfg.n_layers)]
+            else [L.repeat(block(cfg, training), cfg.n_layers)]
         ),
         L.LayerNorm(),
     )
@@ -183,10 +196,18 @@ def size_family(
     return out
 
 
-def next_token_loss(cfg: LMConfig, params, rows: jax.Array, pad_id: int = 0) -> jax.Array:
-    """Mean cross-entropy of ``rows[:, 1:]`` given ``rows[:, :-1]``, pads excluded."""
+def next_token_loss(
+    cfg: LMConfig, params, rows: jax.Array, pad_id: int = 0, key: jax.Array | None = None
+) -> jax.Array:
+    """Mean cross-entropy of ``rows[:, 1:]`` given ``rows[:, :-1]``, pads excluded.
+
+    With ``key`` (and ``cfg.dropout > 0``) the network runs in training mode.
+    """
     x, y = rows[:, :-1], rows[:, 1:]
-    logits = logits_fn(cfg, params, x)
+    if key is not None and cfg.dropout > 0:
+        logits = transformer(cfg, training=True).apply(params, x, key=key)
+    else:
+        logits = logits_fn(cfg, params, x)
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     nll = -jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
     w = (y != pad_id).astype(jnp.float32)

@@ -96,14 +96,17 @@ def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=32)
 def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
-    """A jit-compiled ``step(params, opt_state, rows) -> (params, opt_state, loss, gnorm)``.
+    """A jit-compiled ``step(params, opt_state, rows, key) -> (params, opt_state, loss,
+    gnorm)``; ``key`` drives dropout.
 
     Cached per ``(cfg, tc)``, so repeated runs of one configuration compile once.
     """
     optimizer = make_optimizer(tc)
 
-    def step(params, opt_state, rows):
-        loss, grads = jax.value_and_grad(lambda p: next_token_loss(cfg, p, rows, pad_id))(params)
+    def step(params, opt_state, rows, key):
+        loss, grads = jax.value_and_grad(lambda p: next_token_loss(cfg, p, rows, pad_id, key))(
+            params
+        )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, optax.tree.norm(grads)
 
@@ -277,8 +280,8 @@ def train(
     tps = mfu = 0.0
     for step in range(state.step, end):
         rows, cursor = stream.next_batch(cursor)
-        key, _ = jax.random.split(key)
-        params, opt_state, loss, gnorm = step_fn(params, opt_state, jnp.asarray(rows))
+        key, k_step = jax.random.split(key)
+        params, opt_state, loss, gnorm = step_fn(params, opt_state, jnp.asarray(rows), k_step)
         loss_f = float(loss)
         losses.append(loss_f)
         if t_first is None:

@@ -98,6 +98,15 @@ class Nominator:
         """``(config, arrays)`` from which :func:`nominator_from_state` rebuilds the model."""
         raise NotImplementedError
 
+    def embeddings(self, userids, *, user_features=None):
+        """``(U (n, r), V (n_pool, r))`` with scores ``U Vᵀ``, or None if not factorised.
+
+        Every nominator here is a dot-product model, which lets
+        :meth:`TwoStageRecommender.recommend` score all pools and the ranker in one
+        compiled call.
+        """
+        return None
+
 
 @dataclasses.dataclass
 class _ImplicitNominator(Nominator):
@@ -141,6 +150,15 @@ class _ImplicitNominator(Nominator):
             ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
             sc = np.pad(sc, ((0, 0), (0, pad)), constant_values=-np.inf)
         return ids, sc
+
+    def embeddings(self, userids, *, user_features=None):
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        # BPR's factors carry a bias column (user side constant 1): the dot product holds.
+        return (
+            np.asarray(self.model.user_factors)[np.asarray(userids)],
+            np.asarray(self.model.item_factors),
+        )
 
     def _config(self):
         return {
@@ -310,6 +328,19 @@ class _JaxNominator(Nominator):
         s = np.asarray(_jit_score(type(self).score)(self.params, fu, self.item_features))
         return topk_filtered(s[:, : self.n_items], user_items, k, filter_already_liked_items)
 
+    def embeddings(self, userids, *, user_features=None):
+        if self.params is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        if user_features is None:
+            raise ValueError(f"{type(self).__name__}.embeddings needs user_features")
+        fu = np.asarray(user_features, dtype=np.float32)[np.asarray(userids)]
+        eu, ei = _jit_embed(type(self).embed)(self.params, fu, self.item_features)
+        p = self.params
+        n = self.n_items
+        u = np.hstack([np.asarray(eu), np.ones((len(fu), 1), np.float32)])
+        v = np.hstack([np.asarray(ei)[:n], np.asarray(p["b"])[:n, None]])
+        return u, v
+
     def _config(self):
         return {
             "kind": self.kind,
@@ -340,6 +371,13 @@ class _JaxNominator(Nominator):
 
 _JIT_CACHE: dict = {}
 _PAD = 64
+
+
+def _jit_embed(fn):
+    key = ("embed", fn)
+    if key not in _JIT_CACHE:
+        _JIT_CACHE[key] = jax.jit(fn)
+    return _JIT_CACHE[key]
 
 
 def _train_step(score, learning_rate: float, l2: float):
@@ -397,6 +435,11 @@ class LinearNominator(_JaxNominator):
         }
 
     @staticmethod
+    def embed(params, fu, gi):
+        """User and item embeddings ``(f_u A, q_i)`` (the bias is separate)."""
+        return fu @ params["A"], params["Q"]
+
+    @staticmethod
     def score(params, fu, gi):
         return (fu @ params["A"]) @ params["Q"].T + params["b"][None, :]
 
@@ -431,9 +474,15 @@ class TwoTowerNominator(_JaxNominator):
         }
 
     @staticmethod
-    def score(params, fu, gi):
+    def embed(params, fu, gi):
+        """Tower outputs ``(MLP_u(f_u), MLP_i(g_i))`` (the bias is separate)."""
         eu = jax.nn.relu(fu @ params["Wu0"] + params["bu0"][None, :]) @ params["Wu1"]
         ei = jax.nn.relu(gi @ params["Wi0"] + params["bi0"][None, :]) @ params["Wi1"]
+        return eu, ei
+
+    @staticmethod
+    def score(params, fu, gi):
+        eu, ei = TwoTowerNominator.embed(params, fu, gi)
         return eu @ ei.T + params["b"][None, :]
 
     def _config(self):

@@ -39,8 +39,8 @@ def _pair_scores(params, eu, hu, items, ei_all, hi_all):
     return dot + h @ params["w2"] + params["bi"][items]
 
 
-@functools.partial(jax.jit, static_argnames=())
-def _score_candidates(params, fu, users, items, gi):
+def score_candidates(params, fu, users, items, gi):
+    """Pure ranker scores ``(n, c)`` of ``users`` (n,) against item ids ``items`` (n, c)."""
     eu_all, ei_all = _embed(params, fu, gi)
     hi_all = ei_all @ params["Wi"]
     eu = eu_all[users]
@@ -85,6 +85,9 @@ def _train_jit(
     return params
 
 
+_score_candidates = jax.jit(score_candidates)
+
+
 def _train(params, key, rows, cols, fu, gi, **static):
     return jax.tree.map(np.asarray, _train_jit(params, key, rows, cols, fu, gi, **static))
 
@@ -113,7 +116,7 @@ class MLPRanker:
     """
 
     embedding_dim: int = 32
-    hidden: int = 64
+    hidden: int = 32
     n_negatives: int = 8
     epochs: int = 5
     batch_size: int = 1024

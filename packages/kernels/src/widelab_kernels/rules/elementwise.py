@@ -188,12 +188,16 @@ def quadrature_fns(fn: Callable, deg: int = 25) -> tuple[PairFn, PairFn]:
         rho = jnp.clip(c / jnp.where(prod > 0, prod, 1.0), -1.0, 1.0)
         rest = _safe_sqrt(1 - rho**2)
         ex = lambda a: a[..., None, None]
-        u = ex(s1) * z[:, None]
-        v = ex(s2) * (ex(rho) * z[:, None] + ex(rest) * z[None, :])
+        lead = (1,) * c.ndim
+        zc = jnp.reshape(z, lead + (z.shape[0], 1))
+        zr = jnp.reshape(z, lead + (1, z.shape[0]))
+        u = ex(s1) * zc
+        v = ex(s2) * (ex(rho) * zc + ex(rest) * zr)
         u = jnp.broadcast_to(u, v.shape)
         fu = jnp.reshape(f(jnp.reshape(u, (-1,))), u.shape)
         fv = jnp.reshape(f(jnp.reshape(v, (-1,))), v.shape)
-        return jnp.sum(fu * fv * (w[:, None] * w[None, :]), axis=(-2, -1))
+        ww = jnp.reshape(w[:, None] * w[None, :], lead + (w.shape[0], w.shape[0]))
+        return jnp.sum(fu * fv * ww, axis=(-2, -1))
 
     def nngp(c, q1, q2):
         c, q1, q2 = jnp.broadcast_arrays(c, q1, q2)
