@@ -104,13 +104,17 @@ def test_heteroscedastic_nll_and_errors():
 @pytest.mark.slow
 def test_learned_p_falls_with_dataset_size():
     st = concrete_dropout_study(
-        (10, 1000), key=jax.random.key(0), hidden=16, steps=600, batch_size=64
+        (10, 1000), key=jax.random.key(0), hidden=16, depth=2, steps=1500, batch_size=64
     )
     p = st.probabilities
-    assert p.shape == (2, 4)
-    # hidden-layer dropout: large for N = 10, much smaller for N = 1000
-    assert p[0, 1:].mean() > 2 * p[1, 1:].mean()
+    assert p.shape == (2, 3)
+    # hidden-layer dropout: large for N = 10 (seen 0.1-0.4 over seeds), tiny for N = 1000
+    assert p[0, 1:].mean() > 5 * p[1, 1:].mean()
     # first layer (one input unit): small at every size
-    assert np.all(p[:, 0] < 0.15)
+    assert np.all(p[:, 0] < 0.1)
+    # coarse check of the aleatoric head (true noise std 1.0): the final SGD iterate of a
+    # short run lands within about 0.25 (seen over seeds); a wrong transform of the
+    # predicted log variance (exp(2s), no exp) would be off by far more
+    assert abs(st.noise_std[1] - 1.0) < 0.35
     with pytest.raises(ValueError, match="sizes"):
         concrete_dropout_study((1,), key=jax.random.key(0))

@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from widelab_core.testing import float64
 from widelab_games import (
     best_response_gains,
     circle_candidates,
@@ -162,6 +163,43 @@ def test_finite_game_enumeration_cross_checks_brute_force():
     assert analysis.min_gain == 0.0
 
 
+def _numpy_adam_ascent(users, w, theta, tau, lr, tol, max_steps, decay=100.0):
+    """One restart of the normalised-parameter Adam ascent, written out in NumPy."""
+    m = v = np.zeros_like(theta)
+    for t in range(max_steps + 1):
+        s = theta / np.linalg.norm(theta, axis=1, keepdims=True)
+        z = users @ s.T / tau
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        g = (w[:, None] * p * (1 - p)).T @ users / tau
+        rg = g - np.sum(g * s, axis=1, keepdims=True) * s
+        if t == max_steps or tau * np.linalg.norm(rg, axis=1).max() <= tol:
+            return s, t
+        grad = -rg / np.linalg.norm(theta, axis=1, keepdims=True)
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad**2
+        mh, vh = m / (1 - 0.9 ** (t + 1)), v / (1 - 0.999 ** (t + 1))
+        theta = theta - lr / np.sqrt(1 + t / decay) * mh / (np.sqrt(vh) + 1e-8)
+
+
+def test_batched_restarts_follow_each_restarts_own_ascent():
+    """All restarts advance in one loop with shared matrix products; each must still take
+    exactly its own ascent (its own stopping step, Adam state frozen once stopped), with
+    or without user blocks (7 does not divide 50, so the last block is padded)."""
+    rng = np.random.default_rng(7)
+    users, w = rng.normal(size=(50, 4)), rng.random(50)
+    theta0 = rng.normal(size=(3, 5, 4))
+    theta0 /= np.linalg.norm(theta0, axis=-1, keepdims=True)  # find_equilibria normalises init
+    with float64():
+        game = make_game(users, 5, 0.4, weights=w)
+        ref = [_numpy_adam_ascent(users, w / w.sum(), th, 0.4, 0.05, 1e-3, 300) for th in theta0]
+        for block in (None, 7):
+            res = find_equilibria(game, init=theta0, tol=1e-3, max_steps=300, user_batch=block)
+            assert res.steps.tolist() == [t for _, t in ref]
+            np.testing.assert_allclose(res.profiles, np.stack([s for s, _ in ref]), atol=1e-9)
+    assert len(set(res.steps.tolist())) > 1  # the restarts stop at different steps
+
+
 def test_solver_input_errors():
     game = make_game(NONNEG, 3, 0.5)
     with pytest.raises(ValueError, match="method"):
@@ -176,6 +214,8 @@ def test_solver_input_errors():
         continuation(game, [0.3, 0.0], key=np.random.default_rng(0))
     with pytest.raises(ValueError, match="init must have shape"):
         find_equilibria(game, init=np.ones(3))
+    with pytest.raises(ValueError, match="user_batch"):
+        find_equilibria(game, key=np.random.default_rng(0), user_batch=0)
     with pytest.raises(ValueError, match="too many"):
         payoff_tensor(make_game(NONNEG, 6, 0.0), np.eye(3).repeat(4, axis=0) + 0.1)
     with pytest.raises(ValueError, match="zero mean"):

@@ -114,7 +114,7 @@ def test_monte_carlo_matches_arc_cosine_closed_form():
     d, width, k = 3, 128, 64
     s1, b1, s2, b2 = 1.4, 0.3, 1.2, 0.2
     net = L.serial(L.Dense(width, W_std=s1, b_std=b1), L.Relu(), L.Dense(k, W_std=s2, b_std=b2))
-    key, n = jax.random.key(11), 40
+    key, n = jax.random.key(11), 48
     mc = monte_carlo_kernel_fn(net.init, net.apply, key, n, batch_size=16)
     est = mc(x, None, get=("nngp", "ntk"))
     # Per-draw kernels with the same keys, for the standard errors.

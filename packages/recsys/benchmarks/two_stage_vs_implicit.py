@@ -46,7 +46,7 @@ def main() -> None:
         t = time.perf_counter()
         als.fit(m, show_progress=False)
         t_als = time.perf_counter() - t
-        als.recommend(users[:100], m[:100], N=10)  # warm-up
+        als.recommend(users[:1024], m[:1024], N=10)  # warm-up
         t = time.perf_counter()
         als.recommend(users, m, N=10, filter_already_liked_items=True)
         t_als_rec = time.perf_counter() - t
@@ -67,22 +67,23 @@ def main() -> None:
         t_total = time.perf_counter() - t
         # time the nominators alone on the same pools (refit, same seeds)
         t = time.perf_counter()
-        for j, nom in enumerate(model.nominators):
-            nom.fit(m[:, np.flatnonzero(model.pools == j)])
+        model.fit_nominators(m)
         t_nom = time.perf_counter() - t
-        model.recommend(users[:100], m[:100], N=10)  # warm-up (jit)
-        t = time.perf_counter()
-        model.recommend(users, m, N=10)
-        t_rec = time.perf_counter() - t
         print(
             f"two-stage {args.pools} x ALS({factors}) nominators fit {t_nom:8.2f} s "
             f"({t_nom / t_als:.2f}x implicit ALS)"
         )
         print(f"two-stage full fit (features, pools, nominators, ranker) {t_total:8.2f} s")
-        print(
-            f"two-stage recommend (all users, k={args.k}/nominator) "
-            f"{m.shape[0] / t_rec:8.0f} users/s ({t_als_rec / t_rec:.2f}x implicit's rate)"
-        )
+        for k in (args.k, args.k // 2):
+            model.candidates_per_nominator = k
+            model.recommend(users[:1024], m[:1024], N=10)  # warm-up (jit)
+            t = time.perf_counter()
+            model.recommend(users, m, N=10)
+            t_rec = time.perf_counter() - t
+            print(
+                f"two-stage recommend (all users, k={k}/nominator) "
+                f"{m.shape[0] / t_rec:8.0f} users/s ({t_als_rec / t_rec:.2f}x implicit's rate)"
+            )
 
 
 if __name__ == "__main__":

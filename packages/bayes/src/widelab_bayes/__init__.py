@@ -1,7 +1,77 @@
-"""widelab-bayes: Wide Bayesian neural networks."""
+"""widelab-bayes: Wide Bayesian neural networks.
+
+Posteriors of networks written in the core layer algebra: log-densities, the
+repriorisation of Hron et al. 2022 with generalised HMC, blackjax baselines,
+rank-normalised diagnostics in function space, exact rejection sampling
+(Hron et al. 2020) and MMD against the NNGP (Matthews et al. 2018); plus the
+approximate-inference methods of issue 5.
+"""
+
+from .diagnostics import ess_bulk, ess_tail, function_space_ess, random_projections, rhat
+from .mmd import (
+    gp_samples,
+    median_heuristic,
+    mmd2_gaussians,
+    mmd2_to_gp,
+    mmd2_unbiased,
+    network_prior_samples,
+    relu_nngp,
+)
+from .model import BNN, ModelError, split_readout
+from .rejection import (
+    RejectionResult,
+    likelihood_bound,
+    marginal_likelihood_bound,
+    marginalised_rejection_sample,
+    rejection_sample,
+)
+from .repriorise import Repriorised, spd_logdet_quad, tril_inverse
+from .samplers import (
+    GHMCInfo,
+    GHMCState,
+    SampleResult,
+    flat_logdensity,
+    ghmc_init,
+    ghmc_step,
+    sample_blackjax,
+    sample_ghmc,
+)
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "BNN",
+    "GHMCInfo",
+    "GHMCState",
+    "ModelError",
+    "RejectionResult",
+    "Repriorised",
+    "SampleResult",
+    "__version__",
+    "ess_bulk",
+    "ess_tail",
+    "flat_logdensity",
+    "function_space_ess",
+    "ghmc_init",
+    "ghmc_step",
+    "gp_samples",
+    "likelihood_bound",
+    "marginal_likelihood_bound",
+    "marginalised_rejection_sample",
+    "median_heuristic",
+    "mmd2_gaussians",
+    "mmd2_to_gp",
+    "mmd2_unbiased",
+    "network_prior_samples",
+    "random_projections",
+    "rejection_sample",
+    "relu_nngp",
+    "rhat",
+    "sample_blackjax",
+    "sample_ghmc",
+    "split_readout",
+    "spd_logdet_quad",
+    "tril_inverse",
+]
 
 # --- issue 5 exports (owned by the approx engineer) ---
 from .dropout import (  # noqa: E402

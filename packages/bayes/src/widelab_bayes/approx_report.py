@@ -252,14 +252,14 @@ def report(ctx: ReportContext) -> ReportSection:
         key=jax.random.key(ctx.seed),
         hidden=16 if quick else 64,
         depth=2 if quick else 3,
-        steps=600 if quick else 5000,
+        steps=1500 if quick else 5000,
         batch_size=64 if quick else 128,
     )
     sec.text(
         "Concrete dropout (Gal, Hron, Kendall 2017): heteroscedastic MLP on y = 2x + 8 + N(0,1) "
         "with a learned dropout probability before every weight layer; p falls as N grows "
         "while the first layer (one input unit) keeps a small p."
-        + (" Quick mode: 2 hidden layers of width 16, 600 Adam steps." if quick else "")
+        + (" Quick mode: 2 hidden layers of width 16, 1500 Adam steps." if quick else "")
     )
     sec.figure(_dropout_figure(study), "Learned dropout probability against dataset size")
     sec.table(

@@ -318,7 +318,7 @@ def concrete_dropout_study(
     batch_size: int = 128,
     lengthscale: float = 1e-2,
     noise: float = 1.0,
-    lr: float = 3e-3,
+    lr: float = 1e-2,
 ) -> DropoutStudy:
     """Fit the heteroscedastic model on ``y = 2x + 8 + noise`` for several ``N``.
 

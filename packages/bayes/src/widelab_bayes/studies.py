@@ -107,6 +107,8 @@ def sample_bnn(
     persistence: float = 0.9,
     thin: int = 1,
     seed: int = 0,
+    depth: int = 1,
+    data: tuple | None = None,
 ) -> Run:
     """Sample one toy BNN posterior with one method and summarise in function space.
 
@@ -123,6 +125,9 @@ def sample_bnn(
         persistence: GHMC momentum persistence.
         thin: GHMC transitions per stored draw.
         seed: data seed.
+        depth: number of hidden ReLU layers.
+        data: optional ``(x, y)`` arrays to use instead of the toy data (test inputs
+            are then 25 points spanning the range of the first input column).
 
     Returns:
         A :class:`Run`.
@@ -132,8 +137,13 @@ def sample_bnn(
     """
     if method not in ("repriorised-ghmc", "plain-ghmc", "plain-nuts"):
         raise ValueError(f"unknown method {method!r}")
-    x, y, x_test = toy_regression(n_data, seed, noise_std)
-    model = BNN(mlp(width), x, y, noise_std=noise_std)
+    if data is None:
+        x, y, x_test = toy_regression(n_data, seed, noise_std)
+    else:
+        x, y = (np.asarray(a, dtype=np.float64) for a in data)
+        x_test = np.repeat(x.mean(0, keepdims=True), 25, axis=0)
+        x_test[:, 0] = np.linspace(x[:, 0].min(), x[:, 0].max(), 25)
+    model = BNN(mlp(width, depth), x, y, noise_std=noise_std)
     dtype = model.y.dtype
     P = jnp.asarray(random_projections(seed + 1, x_test.shape[0], num_projections), dtype)
     xt = jnp.asarray(x_test, dtype)

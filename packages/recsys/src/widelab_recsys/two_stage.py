@@ -126,14 +126,31 @@ class TwoStageRecommender:
             self.pools = kmeans_pools(gi, p, seed=self.seed)
         else:
             self.pools = learn_pools(m, p, user_features=fu, item_features=gi, seed=self.seed).pools
+        self.fit_nominators(m)
+        self.ranker.fit(m, fu, gi)
+        self._n_users, self._n_items = n_users, n_items
+        return self
+
+    def fit_nominators(self, user_items) -> None:
+        """(Re)fit every nominator on its pool's columns (pools and features must be set).
+
+        Args:
+            user_items: sparse ``(n_users, n_items)`` interactions.
+
+        Raises:
+            ValueError: if a pool is empty.
+        """
+        m = check_user_items(user_items)
+        by_column = m.tocsc()  # column slices of CSC are cheap; CSR would copy per row
         for j, nom in enumerate(self.nominators):
             cols = self._pool_items(j)
             if cols.size == 0:
                 raise ValueError(f"pool {j} is empty; every nominator needs at least one item")
-            nom.fit(m[:, cols], user_features=fu, item_features=gi[cols])
-        self.ranker.fit(m, fu, gi)
-        self._n_users, self._n_items = n_users, n_items
-        return self
+            nom.fit(
+                by_column[:, cols].tocsr(),
+                user_features=self.user_features,
+                item_features=self.item_features[cols],
+            )
 
     def _pool_items(self, j: int) -> np.ndarray:
         return np.flatnonzero(self.pools == j)
