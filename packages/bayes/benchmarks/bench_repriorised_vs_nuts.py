@@ -2,7 +2,7 @@
 
 Same posterior for every method: a one-hidden-layer ReLU network (NTK parameterization,
 raw parameters ~ N(0, 1), W_std=1.5, b_std=0.1) on toy 1-D regression data, Gaussian
-likelihood. Function-space ESS (median rank-normalised bulk ESS over 8 fixed random
+likelihood. Function-space ESS (smallest rank-normalised bulk ESS over 8 fixed random
 projections of 25 test predictions, Hron et al. 2022) per post-warm-up gradient and per
 second of the compiled run (warm-up included, compilation excluded).
 

@@ -139,6 +139,14 @@ def test_splits():
     for q in so.unseen:  # single objects held out, never all of them
         held = kg.valid_objects(*q) - so.train.valid_objects(*q)
         assert held and so.train.valid_objects(*q)
+    kr = make_kg(150, seed=0, rule_share=1.0)
+    sd = split_kg(kr, 0.0, by="derived")
+    assert not set(sd.train.triples) & kr.derived
+    assert set(sd.unseen) == {(s, r) for s, r, _ in kr.derived}
+    for s, r, o in kr.derived:  # the rule's premise stays in training
+        assert (o, r, s) in set(sd.train.triples)
+    with pytest.raises(ValueError, match="rule-derived"):
+        split_kg(kg, 0.0, by="derived")
     with pytest.raises(ValueError, match="by must be"):
         split_kg(kg, 0.1, by="subject")
     frac = kg.fraction(0.5, seed=0)

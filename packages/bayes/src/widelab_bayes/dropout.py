@@ -94,7 +94,17 @@ class ConcreteDropout(Layer):
 
 
 def dropout_probability(params) -> jax.Array:
-    """The drop probability ``p = sigmoid(logit_p)`` of a :class:`ConcreteDropout`'s params."""
+    """The drop probability ``p = sigmoid(logit_p)`` of a :class:`ConcreteDropout`'s params.
+
+    Args:
+        params: the layer's params ``{"logit_p": ...}``.
+
+    Returns:
+        ``p`` (a scalar array).
+
+    Raises:
+        ValueError: params without ``logit_p``.
+    """
     if not isinstance(params, dict) or "logit_p" not in params:
         raise ValueError(f"expected ConcreteDropout params with 'logit_p', got {params!r}")
     return jax.nn.sigmoid(params["logit_p"])
@@ -181,7 +191,15 @@ def _regulariser(net, params, n_data, lengthscale, precision):
 
 
 def dropout_probabilities(net: Layer, params) -> list[float]:
-    """The learned ``p`` of every :class:`ConcreteDropout` in a serial network, in order."""
+    """The learned ``p`` of every :class:`ConcreteDropout` in a serial network, in order.
+
+    Args:
+        net: a layer or (nested) ``serial`` network.
+        params: its params.
+
+    Returns:
+        One float per dropout layer.
+    """
     return [
         float(dropout_probability(pp))
         for layer, pp in _leaves(net, params)
@@ -292,7 +310,20 @@ class DropoutStudy(NamedTuple):
 
 
 def regression_network(hidden: int = 64, depth: int = 3, init_p: float = 0.1) -> Serial:
-    """The study's heteroscedastic MLP: ``[CD, Dense(hidden), Relu] * depth, CD, Dense(2)``."""
+    """The study's heteroscedastic MLP: ``[CD, Dense(hidden), Relu] * depth, CD, Dense(2)``.
+
+    Args:
+        hidden: hidden width (>= 1).
+        depth: number of hidden layers (>= 1).
+        init_p: initial drop probability of every :class:`ConcreteDropout`.
+
+    Returns:
+        A ``serial`` network with standard-parameterised ``Dense`` layers whose two
+        outputs are the mean and the log noise variance.
+
+    Raises:
+        ValueError: non-positive sizes.
+    """
     from widelab_core import layers as L
 
     if hidden < 1 or depth < 1:

@@ -48,11 +48,13 @@ from .model import BNN, ModelError, Params
 Form = Literal["auto", "primal", "dual"]
 
 
-def tril_inverse(L: jax.Array, leaf: int = 32) -> jax.Array:
+def tril_inverse(L: jax.Array, leaf: int = 16) -> jax.Array:
     """Inverse of a lower-triangular matrix by recursive 2 x 2 blocking.
 
     ``[[A, 0], [B, D]]^{-1} = [[A^{-1}, 0], [-D^{-1} B A^{-1}, D^{-1}]]``: matrix products
-    instead of a triangular solve with many right-hand sides, which is slow on CPU.
+    instead of a triangular solve with many right-hand sides, which is slow on CPU in
+    this jax version for sizes above ~30 (measured: 100 x 100 takes milliseconds);
+    blocks of at most ``leaf`` rows use the triangular solve.
     """
     n = L.shape[0]
     if n <= leaf:

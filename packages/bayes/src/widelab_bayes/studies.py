@@ -87,7 +87,7 @@ HEADER = [
 
 
 def _summarise(method, width, res: SampleResult) -> Run:
-    ess = function_space_ess(res.projections)["median_bulk"]
+    ess = function_space_ess(res.projections)["min_bulk"]
     chains = res.projections.shape[0]
     grads = chains * res.gradients_per_chain
     return Run(method, width, ess, ess / grads, ess / res.seconds, res)

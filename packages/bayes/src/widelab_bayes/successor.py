@@ -143,7 +143,19 @@ class DeepSea:
 
 
 def make_env(name: str, size: int, seed: int = 0):
-    """``"tree"`` -> :class:`BinaryTreeMDP`, ``"deepsea"`` -> :class:`DeepSea`."""
+    """Build an environment by name.
+
+    Args:
+        name: ``"tree"`` (:class:`BinaryTreeMDP`) or ``"deepsea"`` (:class:`DeepSea`).
+        size: depth or grid size.
+        seed: seed of the environment's action mapping.
+
+    Returns:
+        The environment.
+
+    Raises:
+        ValueError: an unknown name or a bad size.
+    """
     if name == "tree":
         return BinaryTreeMDP(size, seed)
     if name == "deepsea":
@@ -430,7 +442,14 @@ class ScalingStudy(NamedTuple):
 
 
 def fit_power_law(sizes, values) -> tuple[float, float]:
-    """Least-squares fit of ``log values = log a + b log sizes``; returns ``(a, b)``.
+    """Least-squares fit of ``log values = log a + b log sizes``.
+
+    Args:
+        sizes: positive problem sizes.
+        values: the measured values (non-finite or non-positive ones are skipped).
+
+    Returns:
+        ``(a, b)`` of ``values ~ a * sizes^b``.
 
     Raises:
         ValueError: fewer than two finite positive points.

@@ -392,12 +392,17 @@ class KGSplit:
 def split_kg(
     kg: KnowledgeGraph, unseen_fraction: float = 0.1, *, by: str = "pair", seed: int = 0
 ) -> KGSplit:
-    """Hold out whole ``(subject, relation)`` pairs (``by="pair"``) or single objects.
+    """Hold out whole pairs (``by="pair"``), single objects, or rule-derived facts.
+
+    ``by="derived"`` holds out rule-derived triples (all of them when
+    ``unseen_fraction`` is 0), so the unseen rate measures whether the model infers
+    facts a rule implies from trained ones.
 
     Args:
         kg: the full graph.
-        unseen_fraction: share of pairs (or of triples of multi-valued pairs) held out.
-        by: ``"pair"`` or ``"object"``.
+        unseen_fraction: share of pairs, of triples of multi-valued pairs, or of
+            derived triples held out.
+        by: ``"pair"``, ``"object"`` or ``"derived"``.
         seed: seed of the choice.
 
     Returns:
@@ -429,8 +434,17 @@ def split_kg(
                 kept_out.add(t)
         train = [t for t in kg.triples if t not in kept_out]
         unseen = tuple(dict.fromkeys((t[0], t[1]) for t in kg.triples if t in kept_out))
+    elif by == "derived":
+        if not kg.derived:
+            raise ValueError("by='derived' needs rule-derived facts (make_kg(rule_share=...))")
+        held_d = set(kg.derived)
+        n_out = round(unseen_fraction * len(held_d)) if unseen_fraction > 0 else len(held_d)
+        order = sorted(held_d)
+        kept_out = {order[i] for i in rng.permutation(len(order))[:n_out]}
+        train = [t for t in kg.triples if t not in kept_out]
+        unseen = tuple(dict.fromkeys((t[0], t[1]) for t in kg.triples if t in kept_out))
     else:
-        raise ValueError(f"by must be 'pair' or 'object', got {by!r}")
+        raise ValueError(f"by must be 'pair', 'object' or 'derived', got {by!r}")
     if not train:
         raise ValueError("the split left no training triples")
     train_kg = kg.subset(train)

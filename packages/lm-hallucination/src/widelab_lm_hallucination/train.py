@@ -266,7 +266,10 @@ def train(
     if ckpt is not None and resume and ckpt.exists():
         state = load_checkpoint(ckpt, state)
         _trim_metrics(run_dir / METRICS, state.step)
-    step_fn = make_train_step(cfg, tc)
+    # bookkeeping fields do not change the compiled step: share one compile
+    step_fn = make_train_step(
+        cfg, dataclasses.replace(tc, seed=0, log_every=1, checkpoint_every=0, batch_size=1)
+    )
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     tok_step = tc.batch_size * cfg.seq_len
     fpt, peak = flops_per_token(cfg), peak_flops()

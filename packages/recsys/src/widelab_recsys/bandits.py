@@ -26,7 +26,7 @@ Everything runs as one ``jax.lax.scan`` over rounds, ``jax.vmap``-ed over seeds.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -306,20 +306,6 @@ def run_two_stage(
     return arms, regret
 
 
-@dataclasses.dataclass(frozen=True)
-class _Config:
-    n_arms: int
-    dim: int
-    n_pools: int
-    nominator_dim: int
-    warm_start: int
-    shared_features: bool
-    rounds: int
-    noise_std: float
-    alpha: float
-    ridge: float
-
-
 def simulate_regret(
     key,
     *,
@@ -352,6 +338,54 @@ def simulate_regret(
     Returns:
         ``{"single", "naive", "sync"}`` -> ``(n_seeds, T)`` per-round regret arrays.
     """
+    single, naive, synced = _simulate(
+        key,
+        n_seeds=n_seeds,
+        rounds=rounds,
+        n_arms=n_arms,
+        dim=dim,
+        n_pools=n_pools,
+        nominator_dim=nominator_dim,
+        warm_start=warm_start,
+        shared_features=shared_features,
+        noise_std=noise_std,
+        alpha=alpha,
+        ridge=ridge,
+    )
+    return {"single": np.asarray(single), "naive": np.asarray(naive), "sync": np.asarray(synced)}
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "n_seeds",
+        "rounds",
+        "n_arms",
+        "dim",
+        "n_pools",
+        "nominator_dim",
+        "warm_start",
+        "shared_features",
+        "noise_std",
+        "alpha",
+        "ridge",
+    ),
+)
+def _simulate(
+    key,
+    *,
+    n_seeds,
+    rounds,
+    n_arms,
+    dim,
+    n_pools,
+    nominator_dim,
+    warm_start,
+    shared_features,
+    noise_std,
+    alpha,
+    ridge,
+):
     keys = jax.random.split(key, n_seeds)
 
     def one(k):
@@ -376,5 +410,4 @@ def simulate_regret(
         )
         return single, naive, synced
 
-    single, naive, synced = jax.jit(jax.vmap(one))(keys)
-    return {"single": np.asarray(single), "naive": np.asarray(naive), "sync": np.asarray(synced)}
+    return jax.vmap(one)(keys)

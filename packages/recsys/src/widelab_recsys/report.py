@@ -113,7 +113,7 @@ def recsys_report(ctx: ReportContext) -> ReportSection:
 
     # Bandits.
     rounds = 1000 if q else 5000
-    r = simulate_regret(jax.random.key(ctx.seed), n_seeds=8 if q else 32, rounds=rounds)
+    r = simulate_regret(jax.random.key(ctx.seed), n_seeds=16 if q else 32, rounds=rounds)
     bar.update(1)
     bar.close()
     fig, ax = plt.subplots(figsize=(5, 3.2))
