@@ -17,7 +17,6 @@ import os
 import time
 
 import jax
-
 from widelab_bayes.studies import HEADER, sample_bnn
 
 

@@ -1,9 +1,8 @@
 import argparse
 
 import pytest
-from widelab_core.command import ReportContext, ReportSection
-
 from widelab_bayes.cli import bayes_report, command, configure, load_regression_csv, report
+from widelab_core.command import ReportContext, ReportSection
 
 
 def _parser():

@@ -1,7 +1,6 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from widelab_bayes.diagnostics import (
     ess_bulk,
     ess_tail,

@@ -2,9 +2,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from widelab_core import layers as L
-from widelab_core.testing import standard_error
-
 from widelab_bayes.mmd import (
     gp_samples,
     mmd2_gaussians,
@@ -13,6 +10,8 @@ from widelab_bayes.mmd import (
     network_prior_samples,
     relu_nngp,
 )
+from widelab_core import layers as L
+from widelab_core.testing import standard_error
 
 
 def test_unbiased_estimator_matches_closed_form_between_gaussians():

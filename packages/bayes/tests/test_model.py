@@ -4,10 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from widelab_bayes.model import BNN, ModelError, split_readout
 from widelab_core import layers as L
 from widelab_core.testing import float64
-
-from widelab_bayes.model import BNN, ModelError, split_readout
 
 
 def _data(n=5, d=2, k=1):

@@ -2,9 +2,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.stats import multivariate_normal
-from widelab_core import layers as L
-from widelab_core.testing import float64, standard_error
-
 from widelab_bayes.model import BNN
 from widelab_bayes.rejection import (
     likelihood_bound,
@@ -12,6 +9,8 @@ from widelab_bayes.rejection import (
     marginalised_rejection_sample,
     rejection_sample,
 )
+from widelab_core import layers as L
+from widelab_core.testing import float64, standard_error
 
 X = np.array([[0.0, 1.0], [1.0, 0.5], [-1.0, 0.3], [0.5, -0.5]])
 Y = np.array([0.5, -0.3, 0.8, 0.1])

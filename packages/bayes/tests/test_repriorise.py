@@ -3,11 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
-from widelab_core import layers as L
-from widelab_core.testing import float64
-
 from widelab_bayes.model import BNN, ModelError
 from widelab_bayes.repriorise import Repriorised
+from widelab_core import layers as L
+from widelab_core.testing import float64
 
 
 def _fc(width, k=2):
@@ -70,7 +69,10 @@ def test_primal_and_dual_agree_where_they_must():
         x, y = _data()
         model = BNN(_fc(9), x, y, noise_std=0.3)
         prim, dual = Repriorised(model, "primal"), Repriorised(model, "dual")
-        assert Repriorised(model).form == "dual" and Repriorised(BNN(_fc(4), x, y, 0.3)).form == "primal"
+        assert (
+            Repriorised(model).form == "dual"
+            and Repriorised(BNN(_fc(4), x, y, 0.3)).form == "primal"
+        )
         h = prim.init(jax.random.key(3))["hidden"]
         np.testing.assert_allclose(prim.log_det(h), dual.log_det(h), rtol=1e-11)
         np.testing.assert_allclose(
@@ -92,14 +94,18 @@ def test_bayesian_linear_model_exact_conditional_posterior(form):
         cov = np.linalg.inv(np.eye(d + 1) + Phi.T @ Phi / s**2)
         mean = cov @ Phi.T @ np.asarray(y) / s**2
         A = jax.jacfwd(lambda ph: rep.readout_rows((), ph)[:, 0])(jnp.zeros((d + 1, 1)))[:, :, 0]
-        np.testing.assert_allclose(rep.readout_rows((), jnp.zeros((d + 1, 1)))[:, 0], mean, atol=1e-12)
+        np.testing.assert_allclose(
+            rep.readout_rows((), jnp.zeros((d + 1, 1)))[:, 0], mean, atol=1e-12
+        )
         np.testing.assert_allclose(A @ A.T, cov, atol=1e-12)
         # the repriorised density is N(phi; 0, I) times the exact evidence
         evidence = multivariate_normal(np.zeros(n), Phi @ Phi.T + s**2 * np.eye(n)).logpdf(y)
         for seed in (5, 6):
             phi = jax.random.normal(jax.random.key(seed), (d + 1, 1), jnp.float64)
             want = multivariate_normal(np.zeros(d + 1)).logpdf(np.asarray(phi[:, 0])) + evidence
-            np.testing.assert_allclose(rep.log_density_direct({"hidden": (), "phi": phi}), want, rtol=1e-11)
+            np.testing.assert_allclose(
+                rep.log_density_direct({"hidden": (), "phi": phi}), want, rtol=1e-11
+            )
 
 
 def test_float32_gradient_is_finite_and_bad_phi_shape():

@@ -2,13 +2,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from widelab_core import layers as L
-from widelab_core.testing import float64
-
 from widelab_bayes.diagnostics import ess_bulk
 from widelab_bayes.model import BNN
 from widelab_bayes.repriorise import Repriorised
 from widelab_bayes.samplers import flat_logdensity, sample_blackjax, sample_ghmc
+from widelab_core import layers as L
+from widelab_core.testing import float64
 
 MU = jnp.array([1.0, -1.0, 0.0, 2.0])
 SD = jnp.array([1.0, 2.0, 0.5, 3.0])
@@ -73,8 +72,13 @@ def test_nonfinite_and_divergent_proposals_are_counted_not_taken():
 
     steep = lambda v: -0.5 * 1e4 * jnp.sum(v * v)
     res = sample_ghmc(
-        jax.random.key(5), steep, jnp.full((2, 2), 0.01), num_warmup=0, num_samples=50,
-        step_size=1.0, adapt_step_size=False,
+        jax.random.key(5),
+        steep,
+        jnp.full((2, 2), 0.01),
+        num_warmup=0,
+        num_samples=50,
+        step_size=1.0,
+        adapt_step_size=False,
     )
     assert res.divergences > 0
 
@@ -90,7 +94,11 @@ def test_repriorised_phi_is_standard_normal_under_the_posterior():
         init = jnp.stack([ravel(rep.init(k)) for k in jax.random.split(jax.random.key(7), 4)])
         n_phi = p0["phi"].size
         res = sample_ghmc(
-            jax.random.key(8), ld, init, num_warmup=200, num_samples=1000,
+            jax.random.key(8),
+            ld,
+            init,
+            num_warmup=200,
+            num_samples=1000,
             project=lambda v: v[-n_phi:],
         )
         assert res.projections.dtype == np.float64
@@ -110,11 +118,19 @@ def test_bad_sampler_input():
         )
     with pytest.raises(ValueError, match="persistence"):
         sample_ghmc(
-            jax.random.key(0), _gauss, jnp.zeros((2, 4)), num_warmup=1, num_samples=1,
+            jax.random.key(0),
+            _gauss,
+            jnp.zeros((2, 4)),
+            num_warmup=1,
+            num_samples=1,
             persistence=1.0,
         )
     with pytest.raises(ValueError, match="algorithm"):
         sample_blackjax(
-            jax.random.key(0), _gauss, jnp.zeros((2, 4)), num_warmup=1, num_samples=1,
+            jax.random.key(0),
+            _gauss,
+            jnp.zeros((2, 4)),
+            num_warmup=1,
+            num_samples=1,
             algorithm="mala",
         )

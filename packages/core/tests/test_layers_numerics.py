@@ -12,6 +12,11 @@ from widelab_core import layers as L
 PADDINGS = ["VALID", "SAME", "CIRCULAR"]
 
 
+def normal(seed, shape):
+    """Test inputs from numpy (no XLA compile per shape)."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
 def ref_pads(n, k, s, padding):
     """TensorFlow/XLA SAME rule: out = ceil(n / s), the low side gets floor(total / 2)."""
     if padding == "VALID":
@@ -55,7 +60,7 @@ CONV_CASES = [
 def test_conv_matches_numpy_reference(filt, strides, padding):
     param = "ntk" if len(filt) == 1 else "standard"
     spatial = (7,) if len(filt) == 1 else (5, 6)
-    x = np.asarray(jax.random.normal(jax.random.key(0), (2, *spatial, 3)), np.float64)
+    x = normal(0, (2, *spatial, 3)).astype(np.float64)
     layer = L.Conv(
         4, filt, strides=strides, padding=padding, W_std=1.3, b_std=0.4, parameterization=param
     )
@@ -92,8 +97,8 @@ POOL_CASES = [((3,), (2,), (8,)), ((2, 3), (1, 2), (5, 6))]
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize(("window", "strides", "spatial"), POOL_CASES)
 def test_pooling_matches_numpy_reference_with_and_without_mask(window, strides, spatial, padding):
-    x = np.asarray(jax.random.normal(jax.random.key(2), (2, *spatial, 3)), np.float64)
-    mask = np.asarray(jax.random.bernoulli(jax.random.key(3), 0.3, (2, *spatial, 1)))
+    x = normal(2, (2, *spatial, 3)).astype(np.float64)
+    mask = np.random.default_rng(3).random((2, *spatial, 1)) < 0.3
     xj = jnp.asarray(x, jnp.float32)
     size = math.prod(window)
     layers = {
@@ -130,10 +135,21 @@ def test_pooling_matches_numpy_reference_with_and_without_mask(window, strides, 
 
 
 def test_pooling_small_closed_forms():
-    x = jnp.arange(1.0, 7.0).reshape(1, 6, 1)
-    assert L.AvgPool((2,), strides=(2,)).apply((), x).ravel().tolist() == [1.5, 3.5, 5.5]
-    assert L.SumPool((3,), padding="SAME").apply((), x).ravel().tolist() == [3, 6, 9, 12, 15, 11]
-    assert L.SumPool((3,), padding="CIRCULAR").apply((), x).ravel().tolist() == [
+    x = np.arange(1.0, 7.0, dtype=np.float32).reshape(1, 6, 1)
+    assert np.asarray(L.AvgPool((2,), strides=(2,)).apply((), x)).ravel().tolist() == [
+        1.5,
+        3.5,
+        5.5,
+    ]
+    assert np.asarray(L.SumPool((3,), padding="SAME").apply((), x)).ravel().tolist() == [
+        3,
+        6,
+        9,
+        12,
+        15,
+        11,
+    ]
+    assert np.asarray(L.SumPool((3,), padding="CIRCULAR").apply((), x)).ravel().tolist() == [
         9,
         6,
         9,
@@ -141,22 +157,25 @@ def test_pooling_small_closed_forms():
         15,
         12,
     ]
-    assert L.AvgPool((2,), padding="SAME", normalize_edges=True).apply((), x).ravel()[-1] == 6.0
-    assert L.AvgPool((2,), padding="SAME").apply((), x).ravel()[-1] == 3.0
-    g = jnp.arange(24.0).reshape(2, 3, 2, 2)
+    assert (
+        np.asarray(L.AvgPool((2,), padding="SAME", normalize_edges=True).apply((), x)).ravel()[-1]
+        == 6.0
+    )
+    assert np.asarray(L.AvgPool((2,), padding="SAME").apply((), x)).ravel()[-1] == 3.0
+    g = np.arange(24.0, dtype=np.float32).reshape(2, 3, 2, 2)
     np.testing.assert_allclose(L.GlobalSumPool().apply((), g), g.sum(axis=(1, 2)))
     np.testing.assert_allclose(L.GlobalAvgPool().apply((), g), g.mean(axis=(1, 2)))
 
 
 def test_global_pools_exclude_masked_positions():
-    x = jax.random.normal(jax.random.key(0), (2, 5, 3))
-    mask = jnp.array([[0, 0, 1, 0, 1], [1, 1, 1, 1, 1]], bool)[..., None]
-    y, m = L.GlobalAvgPool().apply_masked((), x, mask, None)
-    np.testing.assert_allclose(y[0], x[0, jnp.array([0, 1, 3])].mean(0), rtol=1e-6)
+    x = normal(0, (2, 5, 3))
+    mask = np.array([[0, 0, 1, 0, 1], [1, 1, 1, 1, 1]], bool)[..., None]
+    y, m = map(np.asarray, L.GlobalAvgPool().apply_masked((), x, mask, None))
+    np.testing.assert_allclose(y[0], x[0, [0, 1, 3]].mean(0), rtol=1e-6)
     np.testing.assert_array_equal(y[1], 0.0)
     np.testing.assert_array_equal(m.ravel(), [False, True])
-    s, _ = L.GlobalSumPool().apply_masked((), x, mask, None)
-    np.testing.assert_allclose(s[0], x[0, jnp.array([0, 1, 3])].sum(0), rtol=1e-6)
+    s = np.asarray(L.GlobalSumPool().apply_masked((), x, mask, None)[0])
+    np.testing.assert_allclose(s[0], x[0, [0, 1, 3]].sum(0), rtol=1e-6)
 
 
 # Attention ---------------------------------------------------------------
@@ -237,8 +256,10 @@ ATTENTION_CASES = [
 @pytest.mark.parametrize("layer", ATTENTION_CASES, ids=range(len(ATTENTION_CASES)))
 def test_attention_matches_numpy_reference(layer):
     shape = (2, 3, 2, 4)
-    x = jax.random.normal(jax.random.key(4), shape)
-    mask = jnp.zeros(shape[:-1] + (1,), bool).at[1, 2, :].set(True).at[0, 0, 1].set(True)
+    x = normal(4, shape)
+    mask = np.zeros(shape[:-1] + (1,), bool)
+    mask[1, 2, :] = True
+    mask[0, 0, 1] = True
     _, params = layer.init(jax.random.key(5), shape)
     with jax.enable_x64(True):
         p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
@@ -257,7 +278,7 @@ def test_attention_matches_numpy_reference(layer):
 def test_attention_fully_masked_query_gives_bias_only():
     layer = L.GlobalSelfAttention(3, 2, 2, 1, b_std=0.5)
     _, params = layer.init(jax.random.key(0), (1, 4, 2))
-    y = layer.apply(params, jnp.full((1, 4, 2), 7.0), mask_constant=7.0)
+    y = np.asarray(layer.apply(params, np.full((1, 4, 2), 7.0, np.float32), mask_constant=7.0))
     assert np.all(np.isfinite(y))
     np.testing.assert_allclose(y[0], np.broadcast_to(0.5 * params["b"], (4, 3)), rtol=1e-6)
 
@@ -265,9 +286,10 @@ def test_attention_fully_masked_query_gives_bias_only():
 def test_causal_attention_ignores_the_future():
     layer = L.GlobalSelfAttention(4, 3, 3, 2, causal=True, linear_scaling=False)
     _, params = layer.init(jax.random.key(0), (1, 6, 3))
-    x = jax.random.normal(jax.random.key(1), (1, 6, 3))
-    x_changed = x.at[0, 4:].set(5.0)
-    y, y2 = layer.apply(params, x), layer.apply(params, x_changed)
+    x = normal(1, (1, 6, 3))
+    x_changed = x.copy()
+    x_changed[0, 4:] = 5.0
+    y, y2 = np.asarray(layer.apply(params, x)), np.asarray(layer.apply(params, x_changed))
     np.testing.assert_allclose(y[0, :4], y2[0, :4], rtol=1e-6)
     assert not np.allclose(y[0, 4:], y2[0, 4:])
 
@@ -278,8 +300,8 @@ C = -100.0  # mask constant
 
 
 def _padded_batch(t_full=9, t_short=6, d=3):
-    x = jax.random.normal(jax.random.key(7), (2, t_full, d))
-    x = x.at[1, t_short:].set(C)
+    x = normal(7, (2, t_full, d))
+    x[1, t_short:] = C
     return x, x[1:2, :t_short]
 
 
@@ -305,7 +327,7 @@ def test_padded_sequence_equals_truncated_sequence_through_a_network():
         masked = net.apply(params, x, mask_constant=C)
         return masked, net.apply(params, x_short), net.apply(params, x)
 
-    y, y_short, y_unmasked = run(params, x, x_short)
+    y, y_short, y_unmasked = map(np.asarray, run(params, x, x_short))
     np.testing.assert_allclose(y[1], y_short[0], rtol=1e-4, atol=1e-5)
     # Without the mask the padding does change the result (the test can fail).
     assert not np.allclose(y_unmasked[1], y_short[0], rtol=1e-3)
@@ -337,7 +359,9 @@ def test_padding_leaves_unpadded_positions_of_local_layers_and_attention():
             out.append((layer.apply(params, x, mask_constant=C), layer.apply(p_short, x_short)))
         return out
 
-    for (layer, keep), (y, y_short) in zip(cases, run(x, x_short)):
+    for (layer, keep), (y, y_short) in zip(
+        cases, jax.tree_util.tree_map(np.asarray, run(x, x_short))
+    ):
         np.testing.assert_allclose(
             y[1, :keep], y_short[0, :keep], rtol=1e-4, atol=1e-5, err_msg=layer.describe()
         )
@@ -347,8 +371,8 @@ def test_window_mask_propagates_through_strided_conv():
     x, _ = _padded_batch(t_full=10, t_short=5)
     layer = L.Conv(2, (3,), strides=(2,), padding="SAME")
     _, params = layer.init(jax.random.key(0), x.shape)
-    mask = jnp.all(x == C, axis=-1, keepdims=True)
-    _, out_mask = layer.apply_masked(params, x, mask, None)
+    mask = np.all(x == C, axis=-1, keepdims=True)
+    out_mask = np.asarray(layer.apply_masked(params, x, mask, None)[1])
     # SAME with k=3, s=2 on 10 inputs pads (0, 1): output o is centred on input 2 * o + 1,
     # and inputs 5.. are padding.
     assert out_mask[1, :, 0].tolist() == [False, False, True, True, True]
@@ -356,11 +380,14 @@ def test_window_mask_propagates_through_strided_conv():
 
 
 def test_explicit_boolean_mask_broadcasts_over_branches():
-    x = jnp.ones((2, 4, 3))
-    mask = jnp.zeros((2, 4, 1), bool).at[0, 3].set(True)
+    x = np.ones((2, 4, 3), np.float32)
+    mask = np.zeros((2, 4, 1), bool)
+    mask[0, 3] = True
     net = L.serial(L.FanOut(2), L.parallel(L.Identity(), L.Relu()), L.FanInSum(), L.GlobalAvgPool())
     _, params = net.init(jax.random.key(0), x.shape)
-    y = net.apply(params, x * jnp.arange(1.0, 5.0)[None, :, None], mask=mask)
+    y = np.asarray(
+        net.apply(params, x * np.arange(1.0, 5.0, dtype=np.float32)[None, :, None], mask=mask)
+    )
     np.testing.assert_allclose(y[0], np.full(3, 4.0))
     np.testing.assert_allclose(y[1], np.full(3, 5.0))
 

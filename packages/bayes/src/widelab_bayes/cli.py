@@ -21,7 +21,9 @@ def _ints(text: str) -> list[int]:
     try:
         out = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
     if not out or any(v <= 0 for v in out):
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return out
@@ -150,9 +152,14 @@ def _run_rejection(args) -> int:
     with _x64(args):
         model = BNN(mlp(args.width, args.depth), x, y, noise_std=args.noise)
         rows = []
-        for name, fn in (("prior", rejection_sample), ("readout-marginalised", marginalised_rejection_sample)):
+        for name, fn in (
+            ("prior", rejection_sample),
+            ("readout-marginalised", marginalised_rejection_sample),
+        ):
             r = fn(jax.random.key(args.seed), model, args.proposals)
-            rows.append([name, r.num_proposed, r.num_accepted, r.acceptance_rate, r.acceptance_rate_se])
+            rows.append(
+                [name, r.num_proposed, r.num_accepted, r.acceptance_rate, r.acceptance_rate_se]
+            )
     print(_format_table(["proposal", "proposed", "accepted", "rate", "rate s.e."], rows))
     return 0
 

@@ -229,7 +229,9 @@ def sample_ghmc(
     if not 0.0 <= persistence < 1.0:
         raise ValueError(f"persistence must be in [0, 1), got {persistence}")
     if not (step_size > 0 and 0.0 < target_accept < 1.0):
-        raise ValueError(f"need step_size > 0 and 0 < target_accept < 1, got {step_size}, {target_accept}")
+        raise ValueError(
+            f"need step_size > 0 and 0 < target_accept < 1, got {step_size}, {target_accept}"
+        )
     project = project or (lambda x: x[: min(x.shape[0], 8)])
     chains = init_positions.shape[0]
     dtype = init_positions.dtype

@@ -23,6 +23,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--kg", help="TSV or .nt triples file (default: synthetic)")
     p.add_argument("--entities", type=int, default=200)
     p.add_argument("--unseen-fraction", type=float, default=0.1)
+    p.add_argument("--split-by", choices=["pair", "object", "derived"], default="pair")
+    p.add_argument("--homonyms", type=float, default=0.0, help="synthetic KG only")
+    p.add_argument("--rules", type=float, default=0.0, help="synthetic KG only")
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
@@ -88,8 +91,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {len(kg)} triples, {len(kg.queries())} queries to {args.out}")
         return 0
     if args.lm_cmd == "train":
-        kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed)
-        split = split_kg(kg, args.unseen_fraction, seed=args.seed)
+        kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed, args.homonyms, args.rules)
+        split = split_kg(kg, args.unseen_fraction, by=args.split_by, seed=args.seed)
         tok = Tokenizer.fit(kg.triples)
         cfg = LMConfig(
             tok.vocab_size,

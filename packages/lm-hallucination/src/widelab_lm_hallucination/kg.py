@@ -251,6 +251,7 @@ def make_kg(
             display[("person", int(i))] = persons[j]
     weights = {t: _zipf_weights(len(v), popularity_exponent, rng) for t, v in by_type.items()}
     triples: list[Triple] = []
+    drawn: list[Triple] = []
     derived: set[Triple] = set()
     for rel in relations:
         if rel.domain not in by_type or rel.range not in by_type:
@@ -272,12 +273,14 @@ def make_kg(
                         continue
                     obj = display[(rel.range, int(j))]
                     triples.append((subj, rel.name, obj))
+                    drawn.append((subj, rel.name, obj))
                     if rel.symmetric and rule_share > 0 and rng.random() < rule_share:
                         conv = (obj, rel.name, subj)
                         triples.append(conv)
                         derived.add(conv)
     kg = KnowledgeGraph.from_triples(triples, entity_types=entity_types)
-    return dataclasses.replace(kg, derived=frozenset(derived.intersection(kg.triples)))
+    # a converse that was also drawn on its own is a base fact, not a derived one
+    return dataclasses.replace(kg, derived=frozenset(derived - set(drawn)))
 
 
 # ---------------------------------------------------------------------------

@@ -254,7 +254,8 @@ def run_two_stage(
     Args:
         inst: the :class:`BanditInstance`.
         noise: ``(T,)`` scaled reward noise.
-        sync: synchronise nominators with the ranker (module docstring); else naive.
+        sync: synchronise nominators with the ranker (module docstring); else naive. May
+            be a traced boolean (e.g. vmapped over both systems).
         alpha: UCB width of every stage.
         ridge: λ of every stage.
         share_feedback: every nominator also updates on every served arm (through its own
@@ -295,11 +296,10 @@ def run_two_stage(
         c = w / (1.0 + w * jnp.sum(z_served * u, axis=1))
         coef = c * (r - jnp.sum(z_served * noms.theta, axis=1))
         noms = nom_update(noms, z_pool, z_served, c, coef)
-        if sync:
+        if sync is not False:  # a traced flag compiles both systems into one program
             z_nom = z_pool[p_idx, local]  # (P, d_j)
-            noms = jax.vmap(synchronise)(
-                noms, z_pool, z_nom, ranker.mean[nominees], ranker.var[nominees]
-            )
+            v_r = jnp.where(sync, ranker.var[nominees], jnp.inf)  # inf: never synchronise
+            noms = jax.vmap(synchronise)(noms, z_pool, z_nom, ranker.mean[nominees], v_r)
         return (ranker, noms), (a, best - mu[a])
 
     _, (arms, regret) = jax.lax.scan(step, (ranker, noms), noise)
@@ -402,12 +402,11 @@ def _simulate(
         noise = noise_std * jax.random.normal(kn, (rounds,))
         wnoise = noise_std * jax.random.normal(kw, (warm_start,))
         _, single = run_linucb(inst.features, inst.theta, noise, alpha=alpha, ridge=ridge)
-        _, naive = run_two_stage(
-            inst, noise, sync=False, alpha=alpha, ridge=ridge, warm_noise=wnoise
-        )
-        _, synced = run_two_stage(
-            inst, noise, sync=True, alpha=alpha, ridge=ridge, warm_noise=wnoise
-        )
-        return single, naive, synced
+        both = jax.vmap(
+            lambda flag: run_two_stage(
+                inst, noise, sync=flag, alpha=alpha, ridge=ridge, warm_noise=wnoise
+            )[1]
+        )(jnp.array([False, True]))
+        return single, both[0], both[1]
 
     return jax.vmap(one)(keys)

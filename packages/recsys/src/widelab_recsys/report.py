@@ -72,8 +72,8 @@ def recsys_report(ctx: ReportContext) -> ReportSection:
     )
     s2 = pool_allocation_study(
         data,
-        moe_epochs=30 if q else 60,
-        ranker_epochs=10 if q else 20,
+        moe_epochs=20 if q else 60,
+        ranker_epochs=8 if q else 20,
         seed=ctx.seed,
     )
     bar.update(1)
