@@ -4,7 +4,7 @@ Hron et al. (2023), Section 3 (numerical equilibrium search for the audit): ever
 on its own utility at the same time (simultaneous gradient ascent), either on
 unconstrained parameters ``theta_i`` with ``s_i = theta_i / ||theta_i||`` (normalised
 parameters) or directly on the sphere with a Riemannian step and a retraction. Many
-restarts run at once (``vmap``); because gradients vanish as ``tau -> 0``, small
+restarts run at once, sharing matrix products over blocks of users; because gradients vanish as ``tau -> 0``, small
 temperatures are reached by continuation: solve at a large ``tau`` and warm-start the next
 smaller one. Candidate profiles are then classified by :mod:`.secondorder` and their
 distance from equilibrium is bounded below by best-response ascent
@@ -33,7 +33,6 @@ from .game import (
     check_profile,
     normalize,
     tangent_project,
-    utilities_and_gradients,
 )
 
 METHODS = ("normalized", "sphere")
@@ -63,42 +62,98 @@ def _schedule(lr, decay_steps):
     return lambda t: lr / jnp.sqrt(1.0 + t / decay_steps)
 
 
+def _auto_block(n_users: int, columns: int) -> int:
+    """Users per block: one block's ``(B, R * n)`` float32 scores take about 2 MiB, so a
+    block's softmax stays in cache; rounded up to a multiple of 8, at most ``n_users``."""
+    b = max(64, min(2048, (1 << 19) // max(columns, 1)))
+    return min(n_users, -(-b // 8) * 8)
+
+
+def _user_blocks(users, weights, block):
+    """``(nb, B, d)`` users and ``(nb, B)`` weights, zero-padded: a zero user with zero
+    weight adds nothing to any sum."""
+    m, d = users.shape
+    nb = -(-m // block)
+    pad = nb * block - m
+    u = jnp.concatenate([users, jnp.zeros((pad, d), users.dtype)]).reshape(nb, block, d)
+    w = jnp.concatenate([weights, jnp.zeros((pad,), weights.dtype)]).reshape(nb, block)
+    return u, w
+
+
+def _profiles_grad(ub, wb, s, tau, *, with_util=False):
+    """Utilities ``(R, n)`` (zeros unless ``with_util``) and own-strategy Euclidean
+    gradients ``(R, n, d)`` for ``R`` profiles ``s (R, n, d)`` at once, summed over blocks.
+
+    All ``R * n`` producer vectors share one matrix product per block, ``(B, d) x (d,
+    R n)`` for the scores and ``(R n, B) x (B, d)`` for ``E_c[p_i (1 - p_i) c] / tau``
+    (see :func:`.game.utilities_and_gradients`), and a block's softmax stays in cache.
+    """
+    r, n, d = s.shape
+    sf = (s / tau).reshape(r * n, d)
+
+    def body(acc, blk):
+        u, w = blk
+        p = jax.nn.softmax((u @ sf.T).reshape(u.shape[0], r, n), axis=-1)
+        coef = (w[:, None, None] * p * (1.0 - p)).reshape(u.shape[0], r * n)
+        g = acc[1] + coef.T @ u
+        util = acc[0] + (w @ p.reshape(u.shape[0], r * n)) if with_util else acc[0]
+        return (util, g), None
+
+    zero = (jnp.zeros((r * n,), s.dtype), jnp.zeros((r * n, d), s.dtype))
+    (util, g), _ = jax.lax.scan(body, zero, (ub, wb))
+    return util.reshape(r, n), g.reshape(r, n, d) / tau
+
+
 @functools.partial(jax.jit, static_argnames=("method", "user_batch", "decay_steps"))
 def _ascend(users, weights, tau, theta0, lr, tol, max_steps, *, method, user_batch, decay_steps):
-    """Simultaneous ascent for a batch of restarts ``theta0 (R, n, d)``."""
+    """Simultaneous ascent for a batch of restarts ``theta0 (R, n, d)``.
+
+    The restarts advance together inside one ``while_loop``: a step computes every
+    restart's gradients with shared matrix products (:func:`_profiles_grad`), and a restart
+    whose stopping rule has fired keeps its iterate, Adam state and step count, exactly as
+    ``vmap`` of a per-restart ``while_loop`` would.
+    """
+    r, n, _ = theta0.shape
+    block = min(user_batch, users.shape[0]) if user_batch else _auto_block(users.shape[0], r * n)
+    ub, wb = _user_blocks(users, weights, block)
     opt = optax.adam(_schedule(lr, decay_steps))
 
     def crit_and_grad(theta):
         s = normalize(theta)
-        util, g = utilities_and_gradients(users, weights, s, tau, user_batch)
+        _, g = _profiles_grad(ub, wb, s, tau)
         rg = tangent_project(s, g)
-        return util, rg, tau * jnp.max(jnp.linalg.norm(rg, axis=-1))
+        return rg, tau * jnp.max(jnp.linalg.norm(rg, axis=-1), axis=-1)
 
-    def one(theta):
-        def cond(carry):
-            t, crit = carry[2], carry[3]
-            return (t < max_steps) & (crit > tol)
+    def update(th, st, rg):  # one restart
+        if method == "normalized":
+            upd, st = opt.update(-rg / jnp.linalg.norm(th, axis=-1, keepdims=True), st, th)
+            return th + upd, st
+        s = normalize(th)  # Riemannian step on the sphere, then the projection retraction
+        upd, st = opt.update(-rg, st, s)
+        return normalize(s + tangent_project(s, upd)), st
 
-        def body(carry):
-            th, st, t, _, rg = carry
-            if method == "normalized":
-                grad = rg / jnp.linalg.norm(th, axis=-1, keepdims=True)
-                upd, st = opt.update(-grad, st, th)
-                th = th + upd
-            else:  # Riemannian step on the sphere, then the projection retraction
-                s = normalize(th)
-                upd, st = opt.update(-rg, st, s)
-                th = normalize(s + tangent_project(s, upd))
-            _, rg, crit = crit_and_grad(th)
-            return th, st, t + 1, crit, rg
+    def running(carry):
+        return (carry[2] < max_steps) & (carry[3] > tol)
 
-        _, rg0, crit0 = crit_and_grad(theta)
-        init = (theta, opt.init(theta), jnp.asarray(0, jnp.int32), crit0, rg0)
-        th, _, t, _, _ = jax.lax.while_loop(cond, body, init)
-        util, _, crit = crit_and_grad(th)
-        return normalize(th), util, crit, t
+    def body(carry):
+        th, st, t, crit, rg = carry
+        live = running(carry)
 
-    return jax.vmap(one)(theta0)
+        def keep(new, old):
+            return jnp.where(live.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+        th_new, st_new = jax.vmap(update)(th, st, rg)
+        th = keep(th_new, th)
+        st = jax.tree.map(keep, st_new, st)
+        rg_new, crit_new = crit_and_grad(th)
+        return th, st, t + live.astype(t.dtype), keep(crit_new, crit), keep(rg_new, rg)
+
+    rg0, crit0 = crit_and_grad(theta0)
+    init = (theta0, jax.vmap(opt.init)(theta0), jnp.zeros((r,), jnp.int32), crit0, rg0)
+    th, _, t, crit, _ = jax.lax.while_loop(lambda c: jnp.any(running(c)), body, init)
+    s = normalize(th)
+    util, _ = _profiles_grad(ub, wb, s, tau, with_util=True)
+    return s, util, crit, t
 
 
 def _rng(key, *salt: int) -> np.random.Generator:
@@ -160,7 +215,8 @@ def find_equilibria(
         max_steps: cap on ascent steps per restart.
         tol: stopping tolerance on ``tau * max_i ||grad_R u_i||``.
         decay_steps: step-size decay scale (see module docstring).
-        user_batch: accumulate sums over blocks of this many users.
+        user_batch: accumulate sums over blocks of this many users; ``None`` picks a
+            block that keeps one block's scores for all restarts in cache.
 
     Returns:
         An :class:`EquilibriumSearch`.

@@ -259,8 +259,13 @@ class BPRNominator(_ImplicitNominator):
         return {**super()._config(), "learning_rate": self.learning_rate}
 
 
-def _glorot(key, shape):
-    return jax.random.normal(key, shape, jnp.float32) * jnp.sqrt(2.0 / (shape[0] + shape[-1]))
+def _glorot(key: np.random.Generator, shape):
+    return _normal(key, shape) * np.float32(np.sqrt(2.0 / (shape[0] + shape[-1])))
+
+
+def _normal(rng: np.random.Generator, shape) -> np.ndarray:
+    """Host-side initialisation (no per-shape XLA compilation)."""
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 @dataclasses.dataclass
@@ -275,7 +280,7 @@ class _JaxNominator(Nominator):
     item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     n_items: int = dataclasses.field(default=0, repr=False)
 
-    def init_params(self, key, f_dim: int, g_dim: int, n_items: int) -> dict:
+    def init_params(self, rng, f_dim: int, g_dim: int, n_items: int) -> dict:
         raise NotImplementedError
 
     @staticmethod
@@ -296,8 +301,9 @@ class _JaxNominator(Nominator):
         self.item_features = np.pad(gi_np, ((0, n_pad - n_items), (0, 0)))
         self.n_items = n_items
         gi = jnp.asarray(self.item_features)
-        key = jax.random.key(self.seed)
-        params = self.init_params(key, fu_all.shape[1], gi.shape[1], n_pad)
+        params = self.init_params(
+            np.random.default_rng(self.seed), fu_all.shape[1], gi.shape[1], n_pad
+        )
         step, opt = _train_step(type(self).score, self.learning_rate, self.l2)
         opt_state = opt.init(params)
         rng = np.random.default_rng(self.seed)
@@ -426,12 +432,11 @@ class LinearNominator(_JaxNominator):
 
     kind: ClassVar[str] = "linear"
 
-    def init_params(self, key, f_dim, g_dim, n_items):
-        ka, kq = jax.random.split(key)
+    def init_params(self, rng, f_dim, g_dim, n_items):
         return {
-            "A": _glorot(ka, (f_dim, self.rank)),
-            "Q": 0.1 * jax.random.normal(kq, (n_items, self.rank), jnp.float32),
-            "b": jnp.zeros((n_items,), jnp.float32),
+            "A": _glorot(rng, (f_dim, self.rank)),
+            "Q": np.float32(0.1) * _normal(rng, (n_items, self.rank)),
+            "b": np.zeros((n_items,), np.float32),
         }
 
     @staticmethod
@@ -460,17 +465,16 @@ class TwoTowerNominator(_JaxNominator):
     kind: ClassVar[str] = "two_tower"
     hidden: int = 32
 
-    def init_params(self, key, f_dim, g_dim, n_items):
-        k = jax.random.split(key, 4)
+    def init_params(self, rng, f_dim, g_dim, n_items):
         h = self.hidden
         return {
-            "Wu0": _glorot(k[0], (f_dim, h)),
-            "bu0": jnp.zeros((h,), jnp.float32),
-            "Wu1": _glorot(k[1], (h, self.rank)),
-            "Wi0": _glorot(k[2], (g_dim, h)),
-            "bi0": jnp.zeros((h,), jnp.float32),
-            "Wi1": _glorot(k[3], (h, self.rank)),
-            "b": jnp.zeros((n_items,), jnp.float32),
+            "Wu0": _glorot(rng, (f_dim, h)),
+            "bu0": np.zeros((h,), np.float32),
+            "Wu1": _glorot(rng, (h, self.rank)),
+            "Wi0": _glorot(rng, (g_dim, h)),
+            "bi0": np.zeros((h,), np.float32),
+            "Wi1": _glorot(rng, (h, self.rank)),
+            "b": np.zeros((n_items,), np.float32),
         }
 
     @staticmethod

@@ -152,13 +152,17 @@ def learn_pools(
     fu_all = check_features(user_features, n_users, "user_features")
     gi = jnp.asarray(check_features(item_features, n_items, "item_features"))
     e, f_dim, g_dim = n_pools, fu_all.shape[1], gi.shape[1]
-    k = jax.random.split(jax.random.key(seed), 4)
+    rng0 = np.random.default_rng(seed)  # host-side init: no per-shape compilation
+
+    def normal(shape, scale):
+        return (scale * rng0.standard_normal(shape)).astype(np.float32)
+
     params = {
-        "A": jax.random.normal(k[0], (e, f_dim, rank), jnp.float32) / np.sqrt(f_dim),
-        "Q": 0.1 * jax.random.normal(k[1], (e, n_items, rank), jnp.float32),
-        "B": jnp.zeros((e, n_items), jnp.float32),
-        "W": 0.1 * jax.random.normal(k[2], (g_dim, e), jnp.float32),
-        "c": 0.1 * jax.random.normal(k[3], (n_items, e), jnp.float32),
+        "A": normal((e, f_dim, rank), 1 / np.sqrt(f_dim)),
+        "Q": normal((e, n_items, rank), 0.1),
+        "B": np.zeros((e, n_items), np.float32),
+        "W": normal((g_dim, e), 0.1),
+        "c": normal((n_items, e), 0.1),
     }
     opt = optax.adam(learning_rate)
     opt_state = opt.init(params)

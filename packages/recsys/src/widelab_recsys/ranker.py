@@ -125,22 +125,24 @@ class MLPRanker:
     seed: int = 0
     params: dict | None = dataclasses.field(default=None, repr=False)
 
-    def init_params(self, key, n_users, n_items, f_dim, g_dim) -> dict:
-        """Initial parameters (a dict of arrays)."""
+    def init_params(self, rng, n_users, n_items, f_dim, g_dim) -> dict:
+        """Initial parameters (a dict of float32 arrays) from a NumPy ``Generator``."""
         d, h = self.embedding_dim, self.hidden
-        k = jax.random.split(key, 7)
-        s = 0.1
+
+        def normal(shape, scale):
+            return (scale * rng.standard_normal(shape)).astype(np.float32)
+
         return {
-            "P": s * jax.random.normal(k[0], (n_users, d), jnp.float32),
-            "Q": s * jax.random.normal(k[1], (n_items, d), jnp.float32),
-            "Au": jax.random.normal(k[2], (f_dim, d), jnp.float32) / np.sqrt(f_dim * d),
-            "Ai": jax.random.normal(k[3], (g_dim, d), jnp.float32) / np.sqrt(g_dim * d),
-            "Wu": jax.random.normal(k[4], (d, h), jnp.float32) / np.sqrt(d),
-            "Wi": jax.random.normal(k[5], (d, h), jnp.float32) / np.sqrt(d),
-            "Wx": jax.random.normal(k[6], (d, h), jnp.float32) / np.sqrt(d),
-            "b1": jnp.zeros((h,), jnp.float32),
-            "w2": jnp.zeros((h,), jnp.float32),
-            "bi": jnp.zeros((n_items,), jnp.float32),
+            "P": normal((n_users, d), 0.1),
+            "Q": normal((n_items, d), 0.1),
+            "Au": normal((f_dim, d), 1 / np.sqrt(f_dim * d)),
+            "Ai": normal((g_dim, d), 1 / np.sqrt(g_dim * d)),
+            "Wu": normal((d, h), 1 / np.sqrt(d)),
+            "Wi": normal((d, h), 1 / np.sqrt(d)),
+            "Wx": normal((d, h), 1 / np.sqrt(d)),
+            "b1": np.zeros((h,), np.float32),
+            "w2": np.zeros((h,), np.float32),
+            "bi": np.zeros((n_items,), np.float32),
         }
 
     def fit(self, user_items, user_features, item_features) -> MLPRanker:
@@ -167,8 +169,9 @@ class MLPRanker:
         rows = jnp.asarray(coo.row, jnp.int32)
         cols = jnp.asarray(coo.col, jnp.int32)
         key = jax.random.key(self.seed)
-        key, k0 = jax.random.split(key)
-        params = self.init_params(k0, n_users, n_items, fu.shape[1], gi.shape[1])
+        params = self.init_params(
+            np.random.default_rng(self.seed), n_users, n_items, fu.shape[1], gi.shape[1]
+        )
         bs = min(self.batch_size, coo.nnz)
         steps = max(1, self.epochs * coo.nnz // bs)
         self.params = _train(
