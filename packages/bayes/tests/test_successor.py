@@ -112,6 +112,16 @@ def test_successor_uncertainties_beats_dithering():
     assert sum(n is None for n in eg) >= 2
 
 
+def test_successor_uncertainties_on_deep_sea():
+    size = 6
+    runs = []
+    for s in range(3):
+        env = DeepSea(size, seed=s)
+        runs.append(run_episodes(TabularSU(env.n_states, 2, seed=s), env, 500))
+    assert all(n is not None for n in runs)
+    assert np.median(runs) < uniform_median_episodes(size)  # 45
+
+
 def test_scaling_study_polynomial_exponent():
     st = scaling_study((4, 8, 16), n_seeds=3, max_episodes=1000, epsilon_max_size=4)
     su = st.medians["successor uncertainties"]

@@ -251,6 +251,10 @@ def _ess_figure(runs):
         w = [r.width for r in rs]
         axes[0].loglog(w, [r.ess_per_gradient for r in rs], "o-", label=method)
         axes[1].loglog(w, [r.ess_per_second for r in rs], "o-", label=method)
+    widths = sorted({r.width for r in runs})
+    for ax in axes:
+        ax.set_xticks(widths, [str(w) for w in widths], minor=False)
+        ax.set_xticks([], minor=True)
     axes[0].set(xlabel="width", ylabel="function-space ESS / gradient")
     axes[1].set(xlabel="width", ylabel="function-space ESS / second")
     axes[0].legend(fontsize=8)
@@ -280,6 +284,9 @@ def _mmd_figure(rows):
     for d in sorted({r[0] for r in rows}):
         pts = sorted((w, m) for dd, w, m in rows if dd == d)
         ax.semilogx([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{d} hidden layer(s)")
+    widths = sorted({r[1] for r in rows})
+    ax.set_xticks(widths, [str(w) for w in widths], minor=False)
+    ax.set_xticks([], minor=True)
     ax.axhline(0.0, color="k", lw=0.5)
     ax.set(xlabel="width", ylabel="unbiased MMD$^2$ to NNGP")
     ax.legend(fontsize=8)

@@ -344,7 +344,8 @@ class _JaxNominator(Nominator):
         p = self.params
         n = self.n_items
         u = np.hstack([np.asarray(eu), np.ones((len(fu), 1), np.float32)])
-        v = np.hstack([np.asarray(ei)[:n], np.asarray(p["b"])[:n, None]])
+        b = np.asarray(p["b"])[:n, None] if "b" in p else np.zeros((n, 1), np.float32)
+        v = np.hstack([np.asarray(ei)[:n], b])
         return u, v
 
     def _config(self):
@@ -422,22 +423,28 @@ class LinearNominator(_JaxNominator):
     """Low-capacity linear softmax nominator: ``s(u, i) = (f_u A) · q_i + b_i``.
 
     The user's embedding is a linear map of its features ``f_u``; ``rank`` bounds the
-    capacity (rank 0 is the popularity model ``s = b_i``). Trained on the multinomial
-    likelihood of the module docstring with Adam (Kingma & Ba 2015).
+    capacity (rank 0 is the popularity model ``s = b_i``; without the bias a rank-1 model
+    orders its pool in one of only two ways). Trained on the multinomial likelihood of the
+    module docstring with Adam (Kingma & Ba 2015).
 
     Args:
         rank: embedding dimension r.
+        bias: include the item bias ``b_i``.
         epochs, batch_size, learning_rate, l2, seed: training settings.
     """
 
     kind: ClassVar[str] = "linear"
 
+    bias: bool = True
+
     def init_params(self, rng, f_dim, g_dim, n_items):
-        return {
+        params = {
             "A": _glorot(rng, (f_dim, self.rank)),
             "Q": np.float32(0.1) * _normal(rng, (n_items, self.rank)),
-            "b": np.zeros((n_items,), np.float32),
         }
+        if self.bias:
+            params["b"] = np.zeros((n_items,), np.float32)
+        return params
 
     @staticmethod
     def embed(params, fu, gi):
@@ -446,7 +453,11 @@ class LinearNominator(_JaxNominator):
 
     @staticmethod
     def score(params, fu, gi):
-        return (fu @ params["A"]) @ params["Q"].T + params["b"][None, :]
+        s = (fu @ params["A"]) @ params["Q"].T
+        return s + params["b"][None, :] if "b" in params else s
+
+    def _config(self):
+        return {**super()._config(), "bias": self.bias}
 
 
 @dataclasses.dataclass

@@ -64,7 +64,7 @@ def recsys_report(ctx: ReportContext) -> ReportSection:
     data = planted_groups(
         400 if q else 800,
         8,
-        15 if q else 25,
+        25,
         p_in=0.3,
         p_out=0.01,
         test_fraction=0.3,
@@ -88,7 +88,8 @@ def recsys_report(ctx: ReportContext) -> ReportSection:
     fig.tight_layout()
     sec.figure(
         fig,
-        "Study 2: 8 planted item groups, 4 rank-1 linear nominators, MLP ranker; pools "
+        "Study 2: 8 planted item groups, 4 rank-1 linear nominators without item bias "
+        "(each can order its pool in only two ways), MLP ranker; pools "
         "allocated at random, by k-means on SVD item features, or learned by a mixture of "
         "experts.",
     )

@@ -47,9 +47,12 @@ def random_recommendation(train, k: int, *, seed: int = 0) -> np.ndarray:
     return out
 
 
-def _two_stage(n_pools, k, rank, ranker_epochs, seed):
+def _two_stage(n_pools, k, rank, ranker_epochs, seed, nominator_epochs=100, bias=True):
     return TwoStageRecommender(
-        nominators=[LinearNominator(rank=rank, epochs=10, seed=seed + j) for j in range(n_pools)],
+        nominators=[
+            LinearNominator(rank=rank, bias=bias, epochs=nominator_epochs, seed=seed + j)
+            for j in range(n_pools)
+        ],
         ranker=MLPRanker(embedding_dim=16, hidden=32, epochs=ranker_epochs, seed=seed),
         candidates_per_nominator=k,
         feature_dim=8,
@@ -108,9 +111,12 @@ def pool_allocation_study(
 
     Args:
         data: a :class:`~widelab_recsys.planted.PlantedData`, or ``(train, test)``
-            matrices (then no ``planted`` entry and no recovery score); default: 8 planted
-            groups of 25 items, 800 users, ``p_in = 0.3``, ``p_out = 0.01``, so each of
-            the 4 rank-1 nominators must serve two groups.
+            matrices (then no recovery scores); default: 8 planted groups of 25 items,
+            800 users, ``p_in = 0.3``, ``p_out = 0.01``. The nominators are rank-``rank``
+            :class:`LinearNominator` models without item bias: at rank 1 each orders its
+            pool in one of two ways, so it can serve at most two groups well, and the
+            candidate sets (``k`` per pool) bottleneck the ranker unless the pools follow
+            the groups.
         n_pools: number of pools / nominators.
         k: candidates per nominator and cut-off K.
         rank: rank of every :class:`LinearNominator` (and MoE expert).
@@ -155,7 +161,8 @@ def pool_allocation_study(
     wrap = progress or (lambda it: it)
     metrics, ari, comp, recommended = {}, {}, {}, {}
     for name in wrap(list(allocs)):
-        rec = _two_stage(n_pools, k, rank, ranker_epochs, seed).fit(train, pools=allocs[name])
+        rec = _two_stage(n_pools, k, rank, ranker_epochs, seed, bias=False)
+        rec.fit(train, pools=allocs[name])
         recommended[name] = recommend_all(rec, train, k)
         metrics[name] = ranking_metrics(recommended[name], test)
         if planted is not None:
