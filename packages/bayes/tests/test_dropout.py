@@ -71,6 +71,22 @@ def test_regulariser_matches_the_formula():
         concrete_dropout_regulariser(net, params, n_data=0)
 
 
+def test_spatial_dropout_before_a_convolution():
+    net = L.serial(ConcreteDropout(0.25, spatial=True), L.Conv(3, (2, 2), W_std=1.5))
+    shape, params = net.init(jax.random.key(0), (2, 5, 5, 4))
+    w = np.asarray(params[1]["W"])
+    assert w.shape[-2] == 4  # K = input channels
+    y = net.apply(params, jnp.ones((2, 5, 5, 4)), key=jax.random.key(1))
+    assert y.shape == shape
+    eff = w * 1.5 / np.sqrt(np.prod(w.shape[:-1]))
+    p = 0.25
+    want = 1e-4 / 10 * np.sum(eff**2) / (1 - p) + 2 / 10 * 4 * (
+        p * np.log(p) + (1 - p) * np.log(1 - p)
+    )
+    got = float(concrete_dropout_regulariser(net, params, n_data=10, lengthscale=1e-2))
+    assert got == pytest.approx(want, rel=1e-5)
+
+
 def test_mc_prediction_decomposition():
     net = L.serial(L.Dense(8, b_std=1.0), L.Relu(), ConcreteDropout(0.3), L.Dense(2))
     _, params = net.init(jax.random.key(0), (-1, 1))

@@ -64,6 +64,23 @@ def sw_variance_study(dim: int, n_projections_list, *, n_samples: int, n_keys: i
     return rows
 
 
+def _sw_figure(rows):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ls = [r[0] for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.loglog(ls, [r[1] for r in rows], "o-", label="i.i.d. directions")
+    ax.loglog(ls, [r[2] for r in rows], "s-", label="orthogonal directions")
+    ax.set_xlabel("projections L")
+    ax.set_ylabel("std of SW_2^2 estimate")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def _kl_figure(log_alpha, exact, approx):
     import matplotlib
 
@@ -179,6 +196,8 @@ def report(ctx: ReportContext) -> ReportSection:
         ["projections", "std iid", "std orthogonal", "variance ratio", "mean iid", "mean orth"],
         [(L, si, so, (si / so) ** 2, mi, mo) for L, si, so, mi, mo in rows],
     )
+    if len(rows) > 1:
+        sec.figure(_sw_figure(rows), "Estimator std against projection count (d = 10)")
     l10 = next(r for r in rows if r[0] == 10)
     sec.metric("SW orthogonal variance reduction (L=10, d=10)", float((l10[1] / l10[2]) ** 2))
     bar.update()
@@ -330,6 +349,21 @@ def report(ctx: ReportContext) -> ReportSection:
         )
         sec.figure(_successor_figure(ds, "deepsea"), "Episodes to solve against Deep Sea size")
         sec.metric("successor uncertainties scaling exponent (Deep Sea)", ds.exponent)
+        from .successor import BinaryTreeMDP, NeuralSU, run_episodes
+
+        neural_rows = []
+        for depth in (4, 8):
+            runs = []
+            for sd in range(3):
+                env = BinaryTreeMDP(depth, seed=sd)
+                n = run_episodes(NeuralSU(env, seed=sd), env, 1000)
+                runs.append(float("inf") if n is None else n)
+            neural_rows.append((depth, *runs))
+        sec.table(
+            ["depth", "seed 0", "seed 1", "seed 2"],
+            neural_rows,
+            caption="Successor Uncertainties with an MLP (optax Adam), episodes to first success",
+        )
     bar.update()
     bar.close()
     t3 = time.perf_counter()

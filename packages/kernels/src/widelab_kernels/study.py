@@ -24,8 +24,8 @@ class StudyConfig:
     n_train: int = 300
     n_test: int = 300
     width: int = 256
-    channels: int = 32
-    train_steps: int = 300
+    channels: int = 16
+    train_steps: int = 200
     widths: tuple[int, ...] = (16, 64, 256, 1024)
     ntk_samples: int = 3
     ntk_points: int = 8
@@ -111,12 +111,14 @@ def kernel_accuracies(net, x_tr, y_tr, x_te, labels_te, diag_reg: float = 1e-4):
     return _accuracy(nngp_mean, labels_te), _accuracy(ntk_mean, labels_te)
 
 
-def train_finite(net, x_tr, y_tr, x_te, labels_te, steps: int, seed: int) -> float:
+def train_finite(
+    net, x_tr, y_tr, x_te, labels_te, steps: int, seed: int, learning_rate: float = 3e-3
+) -> float:
     """Train the finite network with optax (Adam, MSE on centred one-hot); test accuracy."""
     import optax
 
     _, params = net.init(jax.random.key(seed), x_tr.shape)
-    opt = optax.adam(1e-3)
+    opt = optax.adam(learning_rate)
     state = opt.init(params)
     xt, yt = jnp.asarray(x_tr), jnp.asarray(y_tr)
 
@@ -124,17 +126,13 @@ def train_finite(net, x_tr, y_tr, x_te, labels_te, steps: int, seed: int) -> flo
         return 0.5 * jnp.mean(jnp.sum((net.apply(p, xt) - yt) ** 2, axis=1))
 
     @jax.jit
-    def run(p, s):
-        def step(carry, _):
-            p, s = carry
-            g = jax.grad(loss)(p)
-            upd, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, upd), s), None
+    def step(p, s):
+        g = jax.grad(loss)(p)
+        upd, s = opt.update(g, s, p)
+        return optax.apply_updates(p, upd), s
 
-        (p, s), _ = jax.lax.scan(step, (p, s), None, length=steps)
-        return p
-
-    params = run(params, state)
+    for _ in range(steps):
+        params, state = step(params, state)
     return _accuracy(net.apply(params, jnp.asarray(x_te)), labels_te)
 
 
