@@ -104,8 +104,10 @@ def test_fully_connected_layers_ntk_and_nngp():
     mc = _mc_ntk(_branch_net(first, branches, readout), x1, x2)
     _check(names, mc, analytic, "ntk")
     wide = L.Dense(WIDTH, W_std=1.3, b_std=0.1)
-    nngp = _mc_nngp_wide(_branch_net(first, branches, wide), x1, x2, len(branches))
-    analytic = _per_branch_analytic(first, branches, wide, x1, x2)
+    # x1 against itself: cross blocks of a few near-orthogonal inputs are too small
+    # for a relative Frobenius norm to be meaningful.
+    nngp = _mc_nngp_wide(_branch_net(first, branches, wide), x1, x1, len(branches))
+    analytic = _per_branch_analytic(first, branches, wide, x1, None)
     _check(names, nngp, analytic, "nngp")
 
 
@@ -137,8 +139,10 @@ def test_spatial_layers_ntk_and_nngp():
         L.serial(L.Relu(), L.SumPool((2, 2), strides=(1, 1), padding="SAME"), L.GlobalAvgPool()),
     ]
     wide = L.Dense(WIDTH, W_std=1.2, b_std=0.1)
-    nngp = _mc_nngp_wide(_branch_net(first, branches, wide), x1, x2, len(branches))
-    analytic = _per_branch_analytic(first, branches, wide, x1, x2)
+    # x1 against itself: cross blocks of a few near-orthogonal inputs are too small
+    # for a relative Frobenius norm to be meaningful.
+    nngp = _mc_nngp_wide(_branch_net(first, branches, wide), x1, x1, len(branches))
+    analytic = _per_branch_analytic(first, branches, wide, x1, None)
     _check(names, nngp, analytic, "nngp")
 
 

@@ -76,7 +76,7 @@ def main() -> None:
         print(f"two-stage full fit (features, pools, nominators, ranker) {t_total:8.2f} s")
         for k in (args.k, args.k // 2):
             model.candidates_per_nominator = k
-            model.recommend(users[:1024], m[:1024], N=10)  # warm-up (jit)
+            model.recommend(users[:256], m[:256], N=10)  # warm-up (jit, batch shape)
             t = time.perf_counter()
             model.recommend(users, m, N=10)
             t_rec = time.perf_counter() - t

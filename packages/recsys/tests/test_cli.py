@@ -73,6 +73,21 @@ def test_evaluate_reads_movielens_100k_files(tmp_path, capsys):
     assert "40 users x 30 items" in capsys.readouterr().out
 
 
+def test_evaluate_reads_lastfm_files(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    lines = [
+        f"{u:040x}\t\tartist {a}\t{rng.integers(1, 500)}"
+        for u in range(30)
+        for a in rng.choice(25, size=6, replace=False)
+    ]
+    (tmp_path / "usersha1-artmbid-artname-plays.tsv").write_text("\n".join(lines) + "\n")
+    args = _parse(
+        ["evaluate", "--data", str(tmp_path), *SMALL[4:], "--allocations", "kmeans", "--K", "3"]
+    )
+    assert command.run(args) == 0
+    assert "30 users x 25 items" in capsys.readouterr().out
+
+
 def test_bad_data_file_is_reported_with_line(tmp_path, capsys):
     (tmp_path / "u.data").write_text("1\t2\t5\t881250949\nnot a line\n")
     args = _parse(["evaluate", "--data", str(tmp_path), "--allocations", "random"])

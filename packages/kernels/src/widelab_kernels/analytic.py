@@ -144,6 +144,14 @@ class KernelFn:
         self.full_spatial = needs_full_spatial(net)
         self._jitted = jax.jit(self._compute, static_argnames=("names", "mask_constant"))
         self.jit = jit
+        self._validated: set = set()
+
+    def _validate(self, x1, x2) -> None:
+        """Shape checks, done once per pair of input shapes (re-tracing init is slow)."""
+        key = (tuple(x1.shape), None if x2 is None else tuple(x2.shape))
+        if key not in self._validated:
+            _validate(self.net, x1, x2)
+            self._validated.add(key)
 
     def _compute(self, x1, x2, names, mask_constant):
         compute_ntk = names is None or "ntk" in names
@@ -154,7 +162,7 @@ class KernelFn:
         """The output :class:`Kernel` (untiled)."""
         x1 = jnp.asarray(x1)
         x2 = None if x2 is None else jnp.asarray(x2)
-        _validate(self.net, x1, x2)
+        self._validate(x1, x2)
         k = input_kernel(
             x1,
             x2,
@@ -177,7 +185,7 @@ class KernelFn:
             if self.jit:
                 x1 = jnp.asarray(x1)
                 x2 = None if x2 is None else jnp.asarray(x2)
-                _validate(self.net, x1, x2)  # errors raise here, outside the trace
+                self._validate(x1, x2)  # errors raise here, outside the trace
                 return self._jitted(x1, x2, names, mask_constant)
             k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
             return _select(k, names)

@@ -202,7 +202,7 @@ class TwoStageRecommender:
         user_items,
         N: int = 10,
         filter_already_liked_items: bool = True,
-        batch_size: int = 1024,
+        batch_size: int = 256,
         fused: bool = True,
     ):
         """Top-``N`` items per user: nominate, take the union, re-rank with the ranker.
@@ -213,7 +213,8 @@ class TwoStageRecommender:
                 (implicit's convention; used for filtering).
             N: number of items to return.
             filter_already_liked_items: never return items with a nonzero in ``user_items``.
-            batch_size: users per batch.
+            batch_size: users per batch (small batches keep the ranker's gathered
+                candidate features in cache).
             fused: score every pool from the nominators' embeddings in compiled calls (all
                 nominators here are dot-product models) and rank in one more; False
                 goes through each nominator's own ``nominate`` (implicit's ``recommend`` for
