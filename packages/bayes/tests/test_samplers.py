@@ -53,6 +53,22 @@ def test_blackjax_nuts_recovers_gaussian_moments():
     _check_moments(res)
 
 
+def test_blackjax_hmc_recovers_gaussian_moments():
+    init = jax.random.normal(jax.random.key(6), (4, 4))
+    res = sample_blackjax(
+        jax.random.key(7),
+        _gauss,
+        init,
+        algorithm="hmc",
+        num_integration_steps=5,
+        num_warmup=200,
+        num_samples=400,
+        project=lambda v: v,
+    )
+    assert res.gradients_per_chain >= 5 * 400
+    _check_moments(res)
+
+
 def test_nonfinite_and_divergent_proposals_are_counted_not_taken():
     def wall(v):  # density is -inf for v[0] > 1
         return jnp.where(v[0] > 1.0, -jnp.inf, -0.5 * jnp.sum(v * v))

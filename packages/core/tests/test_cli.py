@@ -57,7 +57,6 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     target = tmp_path / "f.txt"
     atomic_write(target, "old")
 
-
     with pytest.raises(TypeError):
         atomic_write(target, 123)  # not str/bytes: the write fails
     assert target.read_text() == "old"

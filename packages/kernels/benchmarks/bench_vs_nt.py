@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-WORKER = r'''
+WORKER = r"""
 import json, sys, time, resource
 import numpy as np
 import jax, jax.numpy as jnp
@@ -73,7 +73,7 @@ t = time.perf_counter(); run(); first = time.perf_counter() - t
 best = min((lambda: (lambda t0: (run(), time.perf_counter() - t0)[1])(time.perf_counter()))() for _ in range(repeats))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"first": first, "best": best, "peak_mb": peak}))
-'''
+"""
 
 
 def run(python: str, lib: str, case: str, n: int, repeats: int, timeout: float) -> dict | None:
@@ -100,8 +100,10 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=900.0)
     args = p.parse_args(argv)
     sizes = {"mlp": 4000, "cnn": 200, "gp": 2000, "mlp_big": 20000}
-    print(f"{'case':8s} {'n':>6s} {'widelab s':>10s} {'NT s':>10s} {'NT/widelab':>10s}"
-          f" {'wl first':>9s} {'NT first':>9s} {'wl MB':>7s} {'NT MB':>7s}")
+    print(
+        f"{'case':8s} {'n':>6s} {'widelab s':>10s} {'NT s':>10s} {'NT/widelab':>10s}"
+        f" {'wl first':>9s} {'NT first':>9s} {'wl MB':>7s} {'NT MB':>7s}"
+    )
     for case in args.cases.split(","):
         n = max(8, int(round(sizes[case] * args.scale)))
         t0 = time.time()

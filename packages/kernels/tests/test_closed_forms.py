@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import integrate, special, stats
-
 from widelab_kernels.rules import elementwise as E
 
 POINTS = [(0.3, 1.0, 0.8), (-0.5, 0.7, 1.5), (0.95, 1.1, 0.9), (0.0, 2.0, 0.5)]
@@ -32,9 +31,10 @@ def _expect(outer, inner, c, q1, q2, split=False):
 
     kw = dict(epsabs=1e-13, epsrel=1e-12, limit=200)
     if split:
-        return integrate.quad(integrand, -np.inf, 0, **kw)[0] + integrate.quad(
-            integrand, 0, np.inf, **kw
-        )[0]
+        return (
+            integrate.quad(integrand, -np.inf, 0, **kw)[0]
+            + integrate.quad(integrand, 0, np.inf, **kw)[0]
+        )
     return integrate.quad(integrand, -np.inf, np.inf, **kw)[0]
 
 
@@ -42,7 +42,9 @@ Phi, phi = stats.norm.cdf, stats.norm.pdf
 
 
 def ref_relu(c, q1, q2):
-    nngp = _expect(lambda u: max(u, 0.0), lambda m, s: m * Phi(m / s) + s * phi(m / s), c, q1, q2, True)
+    nngp = _expect(
+        lambda u: max(u, 0.0), lambda m, s: m * Phi(m / s) + s * phi(m / s), c, q1, q2, True
+    )
     dot = _expect(lambda u: float(u > 0), lambda m, s: Phi(m / s), c, q1, q2, True)
     return nngp, dot
 
@@ -52,15 +54,21 @@ def ref_erf(a, b, c0):
         nngp = _expect(
             lambda u: a * special.erf(b * u) + c0,
             lambda m, s: a * special.erf(b * m / math.sqrt(1 + 2 * b**2 * s**2)) + c0,
-            c, q1, q2,
+            c,
+            q1,
+            q2,
         )
         k = 2 * a * b / math.sqrt(math.pi)
         dot = _expect(
             lambda u: k * math.exp(-(b**2) * u**2),
-            lambda m, s: k
-            * math.exp(-(b**2) * m**2 / (1 + 2 * b**2 * s**2))
-            / math.sqrt(1 + 2 * b**2 * s**2),
-            c, q1, q2,
+            lambda m, s: (
+                k
+                * math.exp(-(b**2) * m**2 / (1 + 2 * b**2 * s**2))
+                / math.sqrt(1 + 2 * b**2 * s**2)
+            ),
+            c,
+            q1,
+            q2,
         )
         return nngp, dot
 
@@ -72,12 +80,16 @@ def ref_sin(a, b, c0):
         nngp = _expect(
             lambda u: a * math.sin(b * u + c0),
             lambda m, s: a * math.sin(b * m + c0) * math.exp(-(b**2) * s**2 / 2),
-            c, q1, q2,
+            c,
+            q1,
+            q2,
         )
         dot = _expect(
             lambda u: a * b * math.cos(b * u + c0),
             lambda m, s: a * b * math.cos(b * m + c0) * math.exp(-(b**2) * s**2 / 2),
-            c, q1, q2,
+            c,
+            q1,
+            q2,
         )
         return nngp, dot
 

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from widelab_core import layers as L
-
 from widelab_kernels import (
     empirical_kernel_fn,
     empirical_nngp,

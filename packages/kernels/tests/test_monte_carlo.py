@@ -9,11 +9,9 @@ the diagonal over the output axis).
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 from widelab_core import layers as L
 from widelab_core.testing import relative_frobenius
-
 from widelab_kernels import kernel_fn, monte_carlo_kernel_fn
 
 WIDTH = 1024
@@ -84,31 +82,25 @@ def _check(names, mc, analytic, what):
 
 @pytest.mark.slow
 def test_fully_connected_layers_ntk_and_nngp():
+    """Every nonlinearity, with a standard-parameterization readout (width-dependent
+    NTK). Combinators and FanIn rules are checked exactly against Neural Tangents."""
     x1 = jax.random.normal(jax.random.key(10), (2, 3))
     x2 = jax.random.normal(jax.random.key(11), (1, 3))
-    names = list(ACTIVATIONS) + ["standard", "FanInSum/Prod"]
+    names = list(ACTIVATIONS)
+    branches = list(ACTIVATIONS.values())
     first = L.Dense(WIDTH, W_std=1.4, b_std=0.2)
-    branches = list(ACTIVATIONS.values()) + [
-        L.serial(L.Relu(), L.Dense(WIDTH, W_std=1.2, b_std=0.3, parameterization="standard"), L.Erf()),
-        L.serial(
-            L.FanOut(2),
-            L.parallel(L.Dense(WIDTH, W_std=1.1), L.serial(L.Erf(), L.Dense(WIDTH, b_std=0.2))),
-            L.FanInSum(),
-            L.FanOut(2),
-            L.parallel(L.Dense(WIDTH), L.Identity()),
-            L.FanInProd(),
-        ),
-    ]
-    readout = L.Dense(1, W_std=1.3, b_std=0.1)
+    readout = L.Dense(1, W_std=1.3, b_std=0.1, parameterization="standard")
     analytic = _per_branch_analytic(first, branches, readout, x1, x2)
     mc = _mc_ntk(_branch_net(first, branches, readout), x1, x2)
     _check(names, mc, analytic, "ntk")
+    # NNGP with a WIDTH-wide readout on a representative subset (arc-cosine,
+    # Williams, GELU, quadrature) to bound the run time.
+    keep = ["Relu", "Erf", "Gelu", "Tanh"]
+    sub = [branches[names.index(n)] for n in keep]
     wide = L.Dense(WIDTH, W_std=1.3, b_std=0.1)
-    # x1 against itself: cross blocks of a few near-orthogonal inputs are too small
-    # for a relative Frobenius norm to be meaningful.
-    nngp = _mc_nngp_wide(_branch_net(first, branches, wide), x1, x1, len(branches))
-    analytic = _per_branch_analytic(first, branches, wide, x1, None)
-    _check(names, nngp, analytic, "nngp")
+    nngp = _mc_nngp_wide(_branch_net(first, sub, wide), x1, x1, len(sub))
+    analytic = _per_branch_analytic(first, sub, wide, x1, None)
+    _check(keep, nngp, analytic, "nngp")
 
 
 @pytest.mark.slow
@@ -151,19 +143,15 @@ def test_attention_layernorm_dropout_ntk():
     x1 = jax.random.normal(jax.random.key(14), (2, 3, 2))
     first = L.Dense(WIDTH, b_std=0.1)
     att = dict(n_chan_out=WIDTH, n_chan_key=WIDTH, n_chan_val=WIDTH, n_heads=1, b_std=0.1)
-    names = ["attention softmax + LayerNorm", "attention identity SUM", "Dropout"]
+    # (the identity mechanism and positional embeddings are covered exactly by the
+    # Neural Tangents reference test)
+    names = ["attention softmax + LayerNorm", "Dropout"]
     branches = [
         L.serial(
             L.GlobalSelfAttention(**att, W_query_std=0.8, W_key_std=1.2),
             L.LayerNorm(),
             L.Relu(),
             L.GlobalAvgPool(),
-        ),
-        L.serial(
-            L.GlobalSelfAttention(
-                **att, attention_mechanism="IDENTITY", pos_emb_type="SUM", W_pos_emb_std=0.5
-            ),
-            L.Flatten(),
         ),
         L.serial(L.Relu(), L.Dropout(0.3), L.Flatten()),
     ]

@@ -12,7 +12,6 @@ import jax
 import numpy as np
 import pytest
 from widelab_core import layers as L
-
 from widelab_kernels import kernel_fn
 
 HERE = pathlib.Path(__file__).resolve().parent

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from widelab_core import layers as L
-
 from widelab_kernels import (
     gp_inference,
     gradient_descent,

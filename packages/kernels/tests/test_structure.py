@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from widelab_core import layers as L
-
 from widelab_kernels import Kernel, KernelError, kernel_fn, register_rule
 
-MLP = L.serial(L.Dense(64, W_std=1.5, b_std=0.1), L.Relu(), L.Dense(64, W_std=1.2), L.Erf(), L.Dense(1))
+MLP = L.serial(
+    L.Dense(64, W_std=1.5, b_std=0.1), L.Relu(), L.Dense(64, W_std=1.2), L.Erf(), L.Dense(1)
+)
 CNN = L.serial(
     L.Conv(8, (3, 3), padding="SAME", W_std=1.4, b_std=0.1),
     L.Relu(),
@@ -37,7 +38,9 @@ def test_symmetric_psd_and_block_consistency():
                 k = np.asarray(getattr(full, name))
                 np.testing.assert_allclose(k, k.T, atol=1e-12)
                 assert np.linalg.eigvalsh(k).min() > -1e-10 * np.abs(k).max()
-                np.testing.assert_allclose(getattr(block, name), k[:5 if net is MLP else 4, -3:], rtol=1e-10)
+                np.testing.assert_allclose(
+                    getattr(block, name), k[: 5 if net is MLP else 4, -3:], rtol=1e-10
+                )
             # cov1 is the diagonal of the x1 x x1 kernel
             np.testing.assert_allclose(
                 kf(x1, x2, get="cov1"), np.diag(kf(x1, None, get="nngp")), rtol=1e-12
@@ -47,9 +50,14 @@ def test_symmetric_psd_and_block_consistency():
 def test_cnn_1x1_global_avg_pool_equals_fc_averaged_over_pixel_pairs():
     """A 1x1-conv network is the FC network at each pixel; GlobalAvgPool averages the
     FC kernel over all pixel pairs, Flatten over same-position pairs."""
-    fc = L.serial(L.Dense(8, W_std=1.3, b_std=0.2), L.Relu(), L.Dense(8, W_std=0.9, b_std=0.1), L.Erf())
+    fc = L.serial(
+        L.Dense(8, W_std=1.3, b_std=0.2), L.Relu(), L.Dense(8, W_std=0.9, b_std=0.1), L.Erf()
+    )
     conv = L.serial(
-        L.Conv(8, (1, 1), W_std=1.3, b_std=0.2), L.Relu(), L.Conv(8, (1, 1), W_std=0.9, b_std=0.1), L.Erf()
+        L.Conv(8, (1, 1), W_std=1.3, b_std=0.2),
+        L.Relu(),
+        L.Conv(8, (1, 1), W_std=0.9, b_std=0.1),
+        L.Erf(),
     )
     with jax.enable_x64(True):
         x1 = _x(0, (2, 3, 2, 4)).astype(jnp.float64)

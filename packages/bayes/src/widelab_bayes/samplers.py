@@ -161,6 +161,44 @@ def _welford(carry, x):
     return n, mean, m2
 
 
+def _draws(advance, states, init_positions, key, num_samples, project):
+    """Scan ``num_samples`` stored draws; ``advance(states, k) -> (states, stats)``.
+
+    Every stored position feeds the per-chain Welford moments and ``project``.
+    Returns ``(projections, (n, mean, m2), stats)`` stacked over draws.
+    """
+
+    def body(carry, k):
+        states, mom = carry
+        states, stats = advance(states, k)
+        mom = jax.vmap(_welford)(mom, states.position)
+        proj = jax.vmap(project)(states.position)
+        return (states, mom), (proj, stats)
+
+    zeros = jnp.zeros_like(init_positions)
+    mom0 = (jnp.zeros((init_positions.shape[0],), init_positions.dtype), zeros, zeros)
+    (_, mom), (proj, stats) = jax.lax.scan(body, (states, mom0), jax.random.split(key, num_samples))
+    return proj, mom, stats
+
+
+def _result(proj, mom, stats, eps, seconds, compile_s, **counts) -> SampleResult:
+    """A :class:`SampleResult` from :func:`_draws`' output; ``stats[0]`` is the
+    acceptance, ``stats[1]`` the divergence flags; ``counts`` gives ``nonfinite`` and
+    the two gradient counts."""
+    n, mean, m2 = (np.asarray(v) for v in mom)
+    return SampleResult(
+        projections=np.swapaxes(np.asarray(proj), 0, 1),
+        mean=mean,
+        var=m2 / n[:, None],
+        acceptance_rate=float(np.mean(stats[0])),
+        divergences=int(np.sum(stats[1])),
+        step_size=float(eps),
+        seconds=seconds,
+        compile_seconds=compile_s,
+        **counts,
+    )
+
+
 def _check_init(init_positions, num_warmup, num_samples):
     init_positions = jnp.asarray(init_positions)
     if init_positions.ndim != 2:
@@ -275,38 +313,28 @@ def sample_ghmc(
             acc = acc + info.acceptance_prob
             return (states, acc, div + info.divergent, nonfinite + info.nonfinite), None
 
-        def body(carry, k):
-            states, mom = carry
+        def advance(states, k):
             zero = jnp.zeros((chains,), dtype)
             izero = jnp.zeros((chains,), jnp.int32)
             (states, acc, div, nonfinite), _ = jax.lax.scan(
                 one, (states, zero, izero, izero), jax.random.split(k, thin)
             )
-            mom = jax.vmap(_welford)(mom, states.position)
-            proj = jax.vmap(project)(states.position)
-            return (states, mom), (proj, (acc / thin, div, nonfinite))
+            return states, (acc / thin, div, nonfinite)
 
-        zeros = jnp.zeros_like(init_positions)
-        mom0 = (jnp.zeros((chains,), dtype), zeros, zeros)
-        (_, mom), (proj, stats) = jax.lax.scan(
-            body, (states, mom0), jax.random.split(k_samp, num_samples)
-        )
+        proj, mom, stats = _draws(advance, states, init_positions, k_samp, num_samples, project)
         return proj, mom, stats, eps
 
     (proj, mom, stats, eps), seconds, compile_s = _timed(run, key, init_positions)
-    n, mean, m2 = (np.asarray(v) for v in mom)
-    return SampleResult(
-        projections=np.swapaxes(np.asarray(proj), 0, 1),
-        mean=mean,
-        var=m2 / n[:, None],
-        acceptance_rate=float(np.mean(stats[0])),
-        divergences=int(np.sum(stats[1])),
+    return _result(
+        proj,
+        mom,
+        stats,
+        eps,
+        seconds,
+        compile_s,
         nonfinite=int(np.sum(stats[2])),
         gradients_per_chain=float(num_samples * thin),
         warmup_gradients_per_chain=float(num_warmup),
-        step_size=float(eps),
-        seconds=seconds,
-        compile_seconds=compile_s,
     )
 
 
@@ -352,7 +380,6 @@ def sample_blackjax(
         raise ValueError(f"algorithm must be 'nuts' or 'hmc', got {algorithm!r}")
     project = project or (lambda x: x[: min(x.shape[0], 8)])
     chains = init_positions.shape[0]
-    dtype = init_positions.dtype
     algo = blackjax.nuts if algorithm == "nuts" else blackjax.hmc
     extra = {} if algorithm == "nuts" else {"num_integration_steps": num_integration_steps}
 
@@ -363,38 +390,27 @@ def sample_blackjax(
         )
         (state0, params), adapt_info = adapt.run(k_adapt, init_positions[0], num_steps=num_warmup)
         warm_grads = jnp.sum(adapt_info.info.num_integration_steps)
-        kernel = algo(logdensity_fn, **params, **extra)
+        kernel = algo(logdensity_fn, **{**params, **extra})
         states = jax.vmap(kernel.init)(init_positions.at[0].set(state0.position))
 
-        def body(carry, k):
-            states, mom = carry
+        def advance(states, k):
             states, info = jax.vmap(kernel.step)(jax.random.split(k, chains), states)
-            mom = jax.vmap(_welford)(mom, states.position)
-            proj = jax.vmap(project)(states.position)
-            stats = (info.acceptance_rate, info.is_divergent, info.num_integration_steps)
-            return (states, mom), (proj, stats)
+            return states, (info.acceptance_rate, info.is_divergent, info.num_integration_steps)
 
-        zeros = jnp.zeros_like(init_positions)
-        mom0 = (jnp.zeros((chains,), dtype), zeros, zeros)
-        (_, mom), (proj, stats) = jax.lax.scan(
-            body, (states, mom0), jax.random.split(k_samp, num_samples)
-        )
+        proj, mom, stats = _draws(advance, states, init_positions, k_samp, num_samples, project)
         return proj, mom, stats, params["step_size"], warm_grads
 
     (proj, mom, stats, eps, warm_grads), seconds, compile_s = _timed(run, key, init_positions)
-    n, mean, m2 = (np.asarray(v) for v in mom)
-    return SampleResult(
-        projections=np.swapaxes(np.asarray(proj), 0, 1),
-        mean=mean,
-        var=m2 / n[:, None],
-        acceptance_rate=float(np.mean(stats[0])),
-        divergences=int(np.sum(stats[1])),
+    return _result(
+        proj,
+        mom,
+        stats,
+        eps,
+        seconds,
+        compile_s,
         nonfinite=0,
         gradients_per_chain=float(np.sum(stats[2])) / chains,
         warmup_gradients_per_chain=float(warm_grads),
-        step_size=float(eps),
-        seconds=seconds,
-        compile_seconds=compile_s,
     )
 
 

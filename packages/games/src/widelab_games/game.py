@@ -207,12 +207,14 @@ def exposure_numpy(users, s, tau: float, tie_tol: float = 1e-9) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
-def _blocks(users, weights, user_batch):
-    """Pad users/weights to a multiple of ``user_batch`` and reshape into blocks."""
+def _blocks(users, weights, user_batch, fill=1.0):
+    """Pad users (with ``fill``) and weights (with 0) to a multiple of ``user_batch`` and
+    reshape into ``(nb, B, d)`` / ``(nb, B)`` blocks; a padded user has weight 0."""
     m, d = users.shape
     nb = -(-m // user_batch)
     pad = nb * user_batch - m
-    u = jnp.concatenate([users, jnp.ones((pad, d), users.dtype)]).reshape(nb, user_batch, d)
+    u = jnp.concatenate([users, jnp.full((pad, d), fill, users.dtype)])
+    u = u.reshape(nb, user_batch, d)
     w = jnp.concatenate([weights, jnp.zeros((pad,), weights.dtype)]).reshape(nb, user_batch)
     return u, w
 

@@ -29,6 +29,7 @@ import optax
 
 from .game import (
     ExposureGame,
+    _blocks,
     _require_softmax,
     check_profile,
     normalize,
@@ -69,17 +70,6 @@ def _auto_block(n_users: int, columns: int) -> int:
     return min(n_users, -(-b // 8) * 8)
 
 
-def _user_blocks(users, weights, block):
-    """``(nb, B, d)`` users and ``(nb, B)`` weights, zero-padded: a zero user with zero
-    weight adds nothing to any sum."""
-    m, d = users.shape
-    nb = -(-m // block)
-    pad = nb * block - m
-    u = jnp.concatenate([users, jnp.zeros((pad, d), users.dtype)]).reshape(nb, block, d)
-    w = jnp.concatenate([weights, jnp.zeros((pad,), weights.dtype)]).reshape(nb, block)
-    return u, w
-
-
 def _profiles_grad(ub, wb, s, tau, *, with_util=False):
     """Utilities ``(R, n)`` (zeros unless ``with_util``) and own-strategy Euclidean
     gradients ``(R, n, d)`` for ``R`` profiles ``s (R, n, d)`` at once, summed over blocks.
@@ -115,7 +105,7 @@ def _ascend(users, weights, tau, theta0, lr, tol, max_steps, *, method, user_bat
     """
     r, n, _ = theta0.shape
     block = min(user_batch, users.shape[0]) if user_batch else _auto_block(users.shape[0], r * n)
-    ub, wb = _user_blocks(users, weights, block)
+    ub, wb = _blocks(users, weights, block, fill=0.0)  # zero user, zero weight: adds nothing
     opt = optax.adam(_schedule(lr, decay_steps))
 
     def crit_and_grad(theta):

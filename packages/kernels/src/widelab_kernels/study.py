@@ -112,7 +112,7 @@ def kernel_accuracies(net, x_tr, y_tr, x_te, labels_te, diag_reg: float = 1e-4):
 
 
 def train_finite(
-    net, x_tr, y_tr, x_te, labels_te, steps: int, seed: int, learning_rate: float = 3e-3
+    net, x_tr, y_tr, x_te, labels_te, steps: int, seed: int, learning_rate: float = 1e-2
 ) -> float:
     """Train the finite network with optax (Adam, MSE on centred one-hot); test accuracy."""
     import optax
@@ -171,7 +171,9 @@ def run_study(cfg: StudyConfig, progress: Callable | None = None) -> dict:
     x_small = jnp.asarray(x_tr[: cfg.ntk_points].reshape(cfg.ntk_points, -1))
 
     def mlp(w):
-        return L.serial(L.Dense(w, W_std=1.5, b_std=0.05), L.Relu(), L.Dense(w, W_std=1.5), L.Relu(), L.Dense(1))
+        return L.serial(
+            L.Dense(w, W_std=1.5, b_std=0.05), L.Relu(), L.Dense(w, W_std=1.5), L.Relu(), L.Dense(1)
+        )
 
     widths, means, ses = ntk_convergence(mlp, x_small, cfg.widths, cfg.ntk_samples, cfg.seed)
     return {

@@ -338,67 +338,31 @@ def simulate_regret(
     Returns:
         ``{"single", "naive", "sync"}`` -> ``(n_seeds, T)`` per-round regret arrays.
     """
-    single, naive, synced = _simulate(
-        key,
-        n_seeds=n_seeds,
-        rounds=rounds,
+    instance = dict(
         n_arms=n_arms,
         dim=dim,
         n_pools=n_pools,
         nominator_dim=nominator_dim,
         warm_start=warm_start,
         shared_features=shared_features,
-        noise_std=noise_std,
-        alpha=alpha,
-        ridge=ridge,
+    )
+    single, naive, synced = _simulate(
+        key, n_seeds, rounds, tuple(instance.items()), noise_std, alpha, ridge
     )
     return {"single": np.asarray(single), "naive": np.asarray(naive), "sync": np.asarray(synced)}
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=(
-        "n_seeds",
-        "rounds",
-        "n_arms",
-        "dim",
-        "n_pools",
-        "nominator_dim",
-        "warm_start",
-        "shared_features",
-        "noise_std",
-        "alpha",
-        "ridge",
-    ),
-)
-def _simulate(
-    key,
-    *,
-    n_seeds,
-    rounds,
-    n_arms,
-    dim,
-    n_pools,
-    nominator_dim,
-    warm_start,
-    shared_features,
-    noise_std,
-    alpha,
-    ridge,
-):
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+def _simulate(key, n_seeds, rounds, instance, noise_std, alpha, ridge):
+    """:func:`simulate_regret`'s vmapped runs; ``instance`` is a tuple of
+    :func:`make_instance` keyword items (hashable, so static under jit)."""
+    instance = dict(instance)
+    warm_start = instance["warm_start"]
     keys = jax.random.split(key, n_seeds)
 
     def one(k):
         ki, kn, kw = jax.random.split(k, 3)
-        inst = make_instance(
-            ki,
-            n_arms=n_arms,
-            dim=dim,
-            n_pools=n_pools,
-            nominator_dim=nominator_dim,
-            warm_start=warm_start,
-            shared_features=shared_features,
-        )
+        inst = make_instance(ki, **instance)
         noise = noise_std * jax.random.normal(kn, (rounds,))
         wnoise = noise_std * jax.random.normal(kw, (warm_start,))
         _, single = run_linucb(inst.features, inst.theta, noise, alpha=alpha, ridge=ridge)

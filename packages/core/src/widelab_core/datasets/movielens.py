@@ -136,6 +136,50 @@ def _assemble(path, users, items, rows, cols, ratings, stamps, linenos):
     return user_ids, user_rank, item_ids, item_rank, matrix, timestamps
 
 
+def _read_users(path: Path, sep: str, fields, ints: dict, what: str, users: Indexer):
+    """Parse a MovieLens user file (absent: no users): ``id`` then ``fields`` per line.
+
+    Fields named in ``ints`` are integers (the value is their name in errors, and -1 the
+    fill for users not listed), ``gender`` is upper-cased, the rest are kept as text.
+    Returns ``(codes, {field: values}, {field: fill})`` for :func:`_finish`.
+    """
+    codes, cols, seen = [], {k: [] for k in fields}, {}
+    if path.is_file():
+        for lineno, line in read_lines(path, "latin-1"):
+            uid, *values = split(path, lineno, line, sep, 1 + len(fields), what)
+            raw = to_int(path, lineno, uid, "user id", line)
+            _unique_line(seen, path, lineno, raw, "user", line)
+            codes.append(users(raw))
+            for k, v in zip(fields, values):
+                if k in ints:
+                    v = to_int(path, lineno, v, ints[k], line)
+                cols[k].append(v.upper() if k == "gender" else v)
+    return codes, cols, {k: -1 for k in ints}
+
+
+def _finish(path, entries, user_part, item_part, meta) -> InteractionData:
+    """:func:`_assemble` the ratings at ``path``, then place the attribute columns.
+
+    ``user_part`` and ``item_part`` are ``(codes, {name: values}, {name: fill})``; a
+    column missing from the fills is a string column filled with ``""``.
+    """
+    user_ids, u_rank, item_ids, i_rank, matrix, timestamps = _assemble(path, *entries)
+
+    def attributes(n, rank, codes, columns, fills):
+        at = rank[np.asarray(codes, np.int64)]
+        return {k: column(n, at, v, fills.get(k, "")) for k, v in columns.items()}
+
+    return InteractionData(
+        matrix,
+        user_ids,
+        item_ids,
+        attributes(len(user_ids), u_rank, *user_part),
+        attributes(len(item_ids), i_rank, *item_part),
+        timestamps,
+        meta,
+    )
+
+
 def _unique_line(seen: dict, path: Path, lineno: int, raw, what: str, line: str) -> None:
     if raw in seen:
         raise malformed(
@@ -179,20 +223,14 @@ def read_movielens_100k(path: str | os.PathLike) -> InteractionData:
             named[to_int(genre_path, lineno, idx, "genre index", line)] = name
         genre_names = [named[k] for k in sorted(named)]
 
-    u_codes, u_cols, seen = [], {k: [] for k in ("age", "gender", "occupation", "zip")}, {}
-    if (folder / "u.user").is_file():
-        p = folder / "u.user"
-        for lineno, line in read_lines(p, "latin-1"):
-            uid, age, gender, occ, zipc = split(
-                p, lineno, line, "|", 5, "id, age, gender, occupation, zip"
-            )
-            raw = to_int(p, lineno, uid, "user id", line)
-            _unique_line(seen, p, lineno, raw, "user", line)
-            u_codes.append(users(raw))
-            u_cols["age"].append(to_int(p, lineno, age, "age", line))
-            u_cols["gender"].append(gender.upper())
-            u_cols["occupation"].append(occ)
-            u_cols["zip"].append(zipc)
+    user_part = _read_users(
+        folder / "u.user",
+        "|",
+        ("age", "gender", "occupation", "zip"),
+        {"age": "age"},
+        "id, age, gender, occupation, zip",
+        users,
+    )
 
     i_codes, seen = [], {}
     i_cols = {k: [] for k in ("title", "release_date", "video_release_date", "imdb_url")}
@@ -211,28 +249,12 @@ def read_movielens_100k(path: str | os.PathLike) -> InteractionData:
                 i_cols[key].append(value)
             genres.append([flag == "1" for flag in f[5:]])
 
-    user_ids, u_rank, item_ids, i_rank, matrix, timestamps = _assemble(
-        folder / "u.data", users, items, rows, cols, ratings, stamps, linenos
-    )
-    nu, ni = len(user_ids), len(item_ids)
-    u_at = u_rank[np.asarray(u_codes, np.int64)]
-    i_at = i_rank[np.asarray(i_codes, np.int64)]
-    user_attributes = {
-        "age": column(nu, u_at, u_cols["age"], -1),
-        "gender": column(nu, u_at, u_cols["gender"], ""),
-        "occupation": column(nu, u_at, u_cols["occupation"], ""),
-        "zip": column(nu, u_at, u_cols["zip"], ""),
-    }
-    item_attributes = {k: column(ni, i_at, v, "") for k, v in i_cols.items()}
-    genre_values = np.asarray(genres, bool).reshape(-1, len(genre_names))
-    item_attributes["genres"] = column(ni, i_at, genre_values, False)
-    return InteractionData(
-        matrix,
-        user_ids,
-        item_ids,
-        user_attributes,
-        item_attributes,
-        timestamps,
+    i_cols["genres"] = np.asarray(genres, bool).reshape(-1, len(genre_names))
+    return _finish(
+        folder / "u.data",
+        (users, items, rows, cols, ratings, stamps, linenos),
+        user_part,
+        (i_codes, i_cols, {"genres": False}),
         {"source": f"MovieLens-100K ({folder})", "genre_names": genre_names},
     )
 
@@ -263,20 +285,14 @@ def read_movielens_1m(path: str | os.PathLike) -> InteractionData:
     users, items = Indexer(), Indexer()
     rows, cols, ratings, stamps, linenos = _ratings(folder / "ratings.dat", "::", users, items)
 
-    u_codes, u_cols, seen = [], {k: [] for k in ("gender", "age", "occupation", "zip")}, {}
-    if (folder / "users.dat").is_file():
-        p = folder / "users.dat"
-        for lineno, line in read_lines(p, "latin-1"):
-            uid, gender, age, occ, zipc = split(
-                p, lineno, line, "::", 5, "UserID, Gender, Age, Occupation, Zip-code"
-            )
-            raw = to_int(p, lineno, uid, "user id", line)
-            _unique_line(seen, p, lineno, raw, "user", line)
-            u_codes.append(users(raw))
-            u_cols["gender"].append(gender.upper())
-            u_cols["age"].append(to_int(p, lineno, age, "age code", line))
-            u_cols["occupation"].append(to_int(p, lineno, occ, "occupation code", line))
-            u_cols["zip"].append(zipc)
+    user_part = _read_users(
+        folder / "users.dat",
+        "::",
+        ("gender", "age", "occupation", "zip"),
+        {"age": "age code", "occupation": "occupation code"},
+        "UserID, Gender, Age, Occupation, Zip-code",
+        users,
+    )
 
     genre_names = list(GENRES_1M)
     genre_of = {g: k for k, g in enumerate(genre_names)}
@@ -301,32 +317,14 @@ def read_movielens_1m(path: str | os.PathLike) -> InteractionData:
             titles.append(title)
             genre_lists.append([genre_of[g] for g in names])
 
-    user_ids, u_rank, item_ids, i_rank, matrix, timestamps = _assemble(
-        folder / "ratings.dat", users, items, rows, cols, ratings, stamps, linenos
-    )
-    nu, ni = len(user_ids), len(item_ids)
-    u_at = u_rank[np.asarray(u_codes, np.int64)]
-    i_at = i_rank[np.asarray(i_codes, np.int64)]
     flags = np.zeros((len(genre_lists), len(genre_names)), bool)
     for k, gl in enumerate(genre_lists):
         flags[k, gl] = True
-    user_attributes = {
-        "gender": column(nu, u_at, u_cols["gender"], ""),
-        "age": column(nu, u_at, u_cols["age"], -1),
-        "occupation": column(nu, u_at, u_cols["occupation"], -1),
-        "zip": column(nu, u_at, u_cols["zip"], ""),
-    }
-    item_attributes = {
-        "title": column(ni, i_at, titles, ""),
-        "genres": column(ni, i_at, flags, False),
-    }
-    return InteractionData(
-        matrix,
-        user_ids,
-        item_ids,
-        user_attributes,
-        item_attributes,
-        timestamps,
+    return _finish(
+        folder / "ratings.dat",
+        (users, items, rows, cols, ratings, stamps, linenos),
+        user_part,
+        (i_codes, {"title": titles, "genres": flags}, {"genres": False}),
         {"source": f"MovieLens-1M ({folder})", "genre_names": genre_names},
     )
 

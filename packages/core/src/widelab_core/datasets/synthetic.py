@@ -134,9 +134,12 @@ def _standardise(x):
 
 
 def _generate(
+    name,
+    default_total,
     n_users,
     n_items,
-    total,
+    n_interactions,
+    density,
     n_clusters,
     dim,
     popularity_exponent,
@@ -145,6 +148,8 @@ def _generate(
     attribute_effect,
     seed,
 ):
+    """Check the arguments, then plant tastes and draw the interactions (steps 1-4)."""
+    total = _check(n_users, n_items, n_interactions, density, n_clusters, default_total, name)
     rng = np.random.default_rng(seed)
     users, items, ucl, icl, minority, pop = _plant(
         rng, n_users, n_items, n_clusters, dim, attribute_effect, popularity_exponent
@@ -197,19 +202,13 @@ def synthetic_movielens(
         ValueError: non-positive sizes, both or an impossible ``n_interactions`` /
             ``density``.
     """
-    total = _check(
+    rng, rows, cols, aff, ucl, icl, minority, pop = _generate(
+        "synthetic_movielens",
+        max(n_users, int(round(ML100K_DENSITY * n_users * n_items))),
         n_users,
         n_items,
         n_interactions,
         density,
-        n_clusters,
-        max(n_users, int(round(ML100K_DENSITY * n_users * n_items))),
-        "synthetic_movielens",
-    )
-    rng, rows, cols, aff, ucl, icl, minority, pop = _generate(
-        n_users,
-        n_items,
-        total,
         n_clusters,
         dim,
         popularity_exponent,
@@ -298,19 +297,13 @@ def synthetic_lastfm(
         ValueError: non-positive sizes, both or an impossible ``n_interactions`` /
             ``density``.
     """
-    total = _check(
+    rng, rows, cols, aff, ucl, icl, minority, pop = _generate(
+        "synthetic_lastfm",
+        min(48 * n_users, n_users * n_items),
         n_users,
         n_items,
         n_interactions,
         density,
-        n_clusters,
-        min(48 * n_users, n_users * n_items),
-        "synthetic_lastfm",
-    )
-    rng, rows, cols, aff, ucl, icl, minority, pop = _generate(
-        n_users,
-        n_items,
-        total,
         n_clusters,
         dim,
         popularity_exponent,

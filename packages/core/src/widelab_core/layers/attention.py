@@ -117,20 +117,14 @@ class GlobalSelfAttention(Layer):
                 raise ValueError(
                     f"GlobalSelfAttention: {name} must be positive, got {getattr(self, name)}"
                 )
-        mech = str(self.attention_mechanism).upper()
-        if mech not in MECHANISMS:
-            raise ValueError(
-                f"GlobalSelfAttention: attention_mechanism must be one of {MECHANISMS}, "
-                f"got {self.attention_mechanism!r}"
-            )
-        object.__setattr__(self, "attention_mechanism", mech)
-        pe = str(self.pos_emb_type).upper()
-        if pe not in POS_EMB_TYPES:
-            raise ValueError(
-                f"GlobalSelfAttention: pos_emb_type must be one of {POS_EMB_TYPES}, "
-                f"got {self.pos_emb_type!r}"
-            )
-        object.__setattr__(self, "pos_emb_type", pe)
+        for name, allowed in (("attention_mechanism", MECHANISMS), ("pos_emb_type", POS_EMB_TYPES)):
+            value = str(getattr(self, name)).upper()
+            if value not in allowed:
+                raise ValueError(
+                    f"GlobalSelfAttention: {name} must be one of {allowed}, "
+                    f"got {getattr(self, name)!r}"
+                )
+            object.__setattr__(self, name, value)
         if self.n_chan_pos_emb is not None and int(self.n_chan_pos_emb) <= 0:
             raise ValueError(
                 f"GlobalSelfAttention: n_chan_pos_emb must be positive, got {self.n_chan_pos_emb}"

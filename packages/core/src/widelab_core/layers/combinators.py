@@ -10,6 +10,18 @@ import jax.numpy as jnp
 from ._base import Layer, LayerError, ShapeError, check_single, is_multi
 
 
+def _as_layers(name, layers):
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{name}: argument {i} is not a layer: {layer!r}")
+    return tuple(layers)
+
+
+def _branch_masks(mask, n):
+    """One mask per branch: a list mask as is, a single (or None) mask repeated."""
+    return mask if is_multi(mask) else [mask] * n
+
+
 def _split(key, n):
     if key is None:
         return [None] * n
@@ -58,10 +70,7 @@ def serial(*layers: Layer) -> Serial:
         >>> net.apply(params, jnp.ones((3, 5))).shape
         (3, 1)
     """
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"serial: argument {i} is not a layer: {layer!r}")
-    return Serial(tuple(layers))
+    return Serial(_as_layers("serial", layers))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +103,7 @@ class Parallel(Layer):
         if not is_multi(x):
             raise ShapeError(self, "expects a list of inputs, got a single array")
         self._check(len(x))
-        masks = mask if is_multi(mask) else [mask] * len(x)
+        masks = _branch_masks(mask, len(x))
         ys, ms = [], []
         for i, (layer, p, xi, mi, k) in enumerate(
             zip(self.layers, params, x, masks, _split(key, len(self.layers)))
@@ -113,10 +122,7 @@ class Parallel(Layer):
 
 def parallel(*layers: Layer) -> Parallel:
     """Apply ``layers[i]`` to branch ``i`` of a list input; returns a list."""
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"parallel: argument {i} is not a layer: {layer!r}")
-    return Parallel(tuple(layers))
+    return Parallel(_as_layers("parallel", layers))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,19 +161,23 @@ def _check_branches(layer, input_shape):
     return [tuple(s) for s in input_shape]
 
 
+def _equal_branches(layer, input_shape):
+    shapes = _check_branches(layer, input_shape)
+    if any(s != shapes[0] for s in shapes):
+        raise ShapeError(layer, f"branches must have equal shapes, got {shapes}")
+    return shapes[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class FanInSum(Layer):
     """Sum the branches (shapes must be equal). A position is padding only if it is
     padding in every branch."""
 
     def init(self, key, input_shape):
-        shapes = _check_branches(self, input_shape)
-        if any(s != shapes[0] for s in shapes):
-            raise ShapeError(self, f"branches must have equal shapes, got {shapes}")
-        return shapes[0], ()
+        return _equal_branches(self, input_shape), ()
 
     def apply_masked(self, params, x, mask, key):
-        masks = mask if is_multi(mask) else [mask] * len(x)
+        masks = _branch_masks(mask, len(x))
         return sum(x[1:], x[0]), _combine_masks(masks, jnp.logical_and)
 
 
@@ -176,16 +186,13 @@ class FanInProd(Layer):
     """Multiply the branches elementwise (shapes must be equal)."""
 
     def init(self, key, input_shape):
-        shapes = _check_branches(self, input_shape)
-        if any(s != shapes[0] for s in shapes):
-            raise ShapeError(self, f"branches must have equal shapes, got {shapes}")
-        return shapes[0], ()
+        return _equal_branches(self, input_shape), ()
 
     def apply_masked(self, params, x, mask, key):
         out = x[0]
         for xi in x[1:]:
             out = out * xi
-        masks = mask if is_multi(mask) else [mask] * len(x)
+        masks = _branch_masks(mask, len(x))
         return out, _combine_masks(masks, jnp.logical_or)
 
 
@@ -214,7 +221,7 @@ class FanInConcat(Layer):
         rank = x[0].ndim
         ax = self.axis % rank
         y = jnp.concatenate(x, axis=ax)
-        masks = mask if is_multi(mask) else [mask] * len(x)
+        masks = _branch_masks(mask, len(x))
         if all(m is None for m in masks):
             return y, None
         full = [
