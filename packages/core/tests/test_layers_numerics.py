@@ -398,3 +398,20 @@ def test_itertools_reference_sanity():
     xp, out_sp, pads = ref_windows(x, (2,), (2,), "SAME")
     assert pads == [(0, 1)] and out_sp == [3]
     assert list(itertools.chain(*xp[0, :, 0].reshape(-1, 2).tolist())) == [0, 1, 2, 3, 4, 0]
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [L.AvgPool((2, 2)), L.SumPool((2, 2), padding="SAME"), L.AvgPool((3, 3), padding="CIRCULAR")],
+    ids=["avg", "sum-same", "avg-circular"],
+)
+def test_pooling_is_reverse_differentiable_under_jit(pool):
+    # Regression: a traced init value made reduce_window a generic reduction with no
+    # transpose rule, so grad/jacrev through pooling failed inside jit.
+    net = L.serial(L.Conv(3, (3, 3), padding="SAME"), pool, L.Flatten(), L.Dense(1))
+    _, params = net.init(jax.random.key(0), (-1, 6, 6, 2))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 6, 6, 2)), jnp.float32)
+    grads = jax.jit(jax.grad(lambda p: net.apply(p, x).sum()))(params)
+    eager = jax.grad(lambda p: net.apply(p, x).sum())(params)
+    np.testing.assert_allclose(grads[0]["W"], eager[0]["W"], rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(grads[0]["W"]).sum()) > 0

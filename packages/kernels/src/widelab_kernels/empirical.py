@@ -186,6 +186,68 @@ def ntk_vector_product(
     return jax.jvp(lambda p: apply_fn(p, x1), (params,), (tangent,))[1]
 
 
+def empirical_ntk_fn(
+    apply_fn: ApplyFn,
+    trace_axes: Sequence[int] = (-1,),
+    diagonal_axes: Sequence[int] = (),
+    implementation: str = "jacobian",
+) -> Callable[..., jax.Array]:
+    """Neural Tangents' calling form ``ntk_fn(x1, x2, params)`` of :func:`empirical_ntk`.
+
+    Args:
+        apply_fn: ``apply_fn(params, x) -> outputs``.
+        trace_axes: output axes averaged over.
+        diagonal_axes: output axes of which only the diagonal is kept.
+        implementation: ``"jacobian"`` or ``"ntvp"`` (see :func:`empirical_ntk`).
+
+    Returns:
+        ``ntk_fn(x1, x2, params)`` (``x2=None``: ``x1``), jittable.
+
+    Raises:
+        ValueError: unknown implementation (here, not at the first call).
+    """
+    if implementation not in ("jacobian", "ntvp"):
+        raise ValueError(
+            f"empirical_ntk_fn: implementation must be 'jacobian' or 'ntvp', got "
+            f"{implementation!r}"
+        )
+
+    def ntk_fn(x1, x2, params):
+        return empirical_ntk(
+            apply_fn,
+            params,
+            x1,
+            x2,
+            trace_axes=trace_axes,
+            diagonal_axes=diagonal_axes,
+            implementation=implementation,
+        )
+
+    return ntk_fn
+
+
+def empirical_nngp_fn(
+    apply_fn: ApplyFn, trace_axes: Sequence[int] = (-1,), diagonal_axes: Sequence[int] = ()
+) -> Callable[..., jax.Array]:
+    """Neural Tangents' calling form ``nngp_fn(x1, x2, params)`` of :func:`empirical_nngp`.
+
+    Args:
+        apply_fn: ``apply_fn(params, x) -> outputs``.
+        trace_axes: output axes averaged over.
+        diagonal_axes: output axes of which only the diagonal is kept.
+
+    Returns:
+        ``nngp_fn(x1, x2, params)`` (``x2=None``: ``x1``), jittable.
+    """
+
+    def nngp_fn(x1, x2, params):
+        return empirical_nngp(
+            apply_fn, params, x1, x2, trace_axes=trace_axes, diagonal_axes=diagonal_axes
+        )
+
+    return nngp_fn
+
+
 def empirical_kernel_fn(
     apply_fn: ApplyFn,
     *,

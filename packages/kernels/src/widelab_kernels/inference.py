@@ -503,6 +503,32 @@ def gradient_descent_mse_ensemble(
 # Gradient descent on any loss ---------------------------------------------------------
 
 
+def cross_entropy_loss_grad(fx: jax.Array, y: jax.Array) -> jax.Array:
+    """Gradient of the mean softmax cross-entropy ``-sum_i y_i . log softmax(fx_i) / n``.
+
+    Args:
+        fx: ``(n, k)`` logits.
+        y: ``(n, k)`` one-hot (or soft) targets.
+
+    Returns:
+        ``(softmax(fx) - y) / n``, the ``loss_grad`` of :func:`gradient_descent`.
+    """
+    return (jax.nn.softmax(fx, axis=-1) - y) / fx.shape[0]
+
+
+def mse_loss_grad(fx: jax.Array, y: jax.Array) -> jax.Array:
+    """Gradient of the MSE ``||fx - y||^2 / (2 y.size)`` (Neural Tangents' convention).
+
+    Args:
+        fx: ``(n, k)`` outputs.
+        y: ``(n, k)`` targets.
+
+    Returns:
+        ``(fx - y) / y.size``, the ``loss_grad`` of :func:`gradient_descent`.
+    """
+    return (fx - y) / y.size
+
+
 def gradient_descent(
     loss: Callable[[jax.Array, jax.Array], jax.Array],
     k_train_train,
@@ -513,6 +539,7 @@ def gradient_descent(
     *,
     rtol: float | None = None,
     atol: float | None = None,
+    loss_grad: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> Callable[..., Any]:
     r"""Outputs of a wide network trained by gradient descent on any loss (ODE solve).
 
@@ -526,7 +553,7 @@ def gradient_descent(
 
     Args:
         loss: ``loss(f(X), Y) -> scalar`` (e.g. mean softmax cross-entropy); include any
-            ``1 / n`` normalisation in it.
+            ``1 / n`` normalisation in it. May be ``None`` when ``loss_grad`` is given.
         k_train_train: NTK ``(n, n)`` (or ``(n, k, n, k)`` with ``trace_axes=()``).
         y_train: ``(n, k)`` targets.
         learning_rate: step size; ``t`` counts steps.
@@ -534,6 +561,8 @@ def gradient_descent(
         trace_axes: ``(-1,)`` or ``()``.
         rtol: relative tolerance (default ``1e-5`` in float32, ``1e-9`` in float64).
         atol: absolute tolerance (same defaults).
+        loss_grad: ``g(f(X), Y) -> dL/df(X)`` used instead of ``jax.grad(loss)``, e.g.
+            :func:`cross_entropy_loss_grad` or :func:`mse_loss_grad`.
 
     Returns:
         ``predict(t, fx_train_0=0., fx_test_0=None, k_test_train=None)`` returning
@@ -558,7 +587,12 @@ def gradient_descent(
     default = 1e-9 if y.dtype == jnp.float64 else 1e-5
     rtol = default if rtol is None else rtol
     atol = default if atol is None else atol
-    grad_loss = jax.grad(lambda f: loss(lay.unflat(f), y))
+    if loss_grad is not None:
+        grad_loss = lambda f: lay.flat(loss_grad(lay.unflat(f), y))
+    elif loss is not None:
+        grad_loss = jax.grad(lambda f: loss(lay.unflat(f), y))
+    else:
+        raise ValueError("gradient_descent: give a loss or a loss_grad")
 
     def make_rhs(kt):
         return lambda state, _t: rhs(state, kt)
@@ -610,9 +644,11 @@ def gradient_descent(
 
 __all__ = [
     "Gaussian",
+    "cross_entropy_loss_grad",
     "gp_inference",
     "gradient_descent",
     "gradient_descent_mse",
     "gradient_descent_mse_ensemble",
     "max_learning_rate",
+    "mse_loss_grad",
 ]

@@ -29,8 +29,18 @@ def _stochastic_apply(net: Layer, key, x1, x2):
     return apply
 
 
+class _Pair:
+    """``(init_fn, apply_fn)`` seen as a deterministic layer."""
+
+    def __init__(self, init_fn, apply_fn):
+        self.init, self._apply = init_fn, apply_fn
+
+    def apply(self, params, x, *, key=None):
+        return self._apply(params, x)
+
+
 def monte_carlo_kernel_fn(
-    net: Layer,
+    net: Layer | tuple,
     key: jax.Array,
     n_samples: int,
     *,
@@ -43,7 +53,9 @@ def monte_carlo_kernel_fn(
     """``f(x1, x2=None, get=("nngp", "ntk"))``: empirical kernels averaged over draws.
 
     Args:
-        net: a layer value (``init``/``apply``).
+        net: a layer value (``init``/``apply``), or a pair ``(init_fn, apply_fn)`` with
+            ``init_fn(key, input_shape) -> (output_shape, params)`` and
+            ``apply_fn(params, x)`` (Neural Tangents' calling form; no dropout key).
         key: a ``jax.random`` key; draw ``i`` uses ``jax.random.split(key, n_samples)[i]``.
         n_samples: number of independent initialisations.
         trace_axes: output axes averaged over (default channels).
@@ -57,7 +69,8 @@ def monte_carlo_kernel_fn(
         for a tuple (with ``"<name>_samples"`` entries when ``return_samples``).
 
     Raises:
-        ValueError: ``n_samples < 1``.
+        ValueError: ``n_samples < 1``, ``batch_size < 1``, or ``net`` is neither a layer
+            nor an ``(init_fn, apply_fn)`` pair.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -69,6 +82,12 @@ def monte_carlo_kernel_fn(
     """
     if int(n_samples) < 1:
         raise ValueError(f"monte_carlo_kernel_fn: n_samples must be >= 1, got {n_samples}")
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"monte_carlo_kernel_fn: batch_size must be >= 1, got {batch_size}")
+    if isinstance(net, tuple):
+        if len(net) != 2 or not all(callable(f) for f in net):
+            raise ValueError("monte_carlo_kernel_fn: net must be a layer or (init_fn, apply_fn)")
+        net = _Pair(*net)
     keys = jax.random.split(key, int(n_samples))
     kw = dict(trace_axes=trace_axes, diagonal_axes=diagonal_axes)
 

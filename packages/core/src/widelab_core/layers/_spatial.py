@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._base import Layer, ShapeError, check_single
 
@@ -134,9 +135,11 @@ def window_sum(
     """Sum over each window of the spatial axes (zero padding for SAME, wrap for CIRCULAR)."""
     x, lax_padding = pad_input(x, window, strides, padding)
     pads = [(0, 0), *spatial_pads(x.shape[1:-1], window, strides, lax_padding), (0, 0)]
+    # A concrete (NumPy) zero keeps this a reduce_window_sum, which JAX can transpose;
+    # a traced jnp zero under jit makes it a generic reduction with no reverse-mode rule.
     return jax.lax.reduce_window(
         x,
-        jnp.zeros((), x.dtype),
+        np.zeros((), x.dtype),
         jax.lax.add,
         (1, *window, 1),
         (1, *strides, 1),
