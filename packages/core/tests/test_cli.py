@@ -61,3 +61,14 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic_write(target, 123)  # not str/bytes: the write fails
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_write_uses_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "g.txt", b"data")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o644
