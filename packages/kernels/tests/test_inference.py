@@ -5,14 +5,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+from widelab_core import layers as L
 from widelab_core.testing import float64
+from widelab_kernels import kernel_fn
 from widelab_kernels.inference import (
     Gaussian,
+    cross_entropy_loss_grad,
     gp_inference,
     gradient_descent,
     gradient_descent_mse,
     gradient_descent_mse_ensemble,
     max_learning_rate,
+    mse_loss_grad,
 )
 
 N, M, K = 8, 5, 2
@@ -313,3 +317,72 @@ def test_bad_inputs_have_clear_errors():
         max_learning_rate(T["dd"], momentum=1.0)
     with pytest.raises(ValueError, match="x_train"):
         gradient_descent_mse_ensemble(lambda a, b, get: a, y)
+
+
+# Checks on kernels of a real network (ported from the former predict module's tests).
+
+NET = L.serial(L.Dense(64, W_std=1.5, b_std=0.1), L.Relu(), L.Dense(1, W_std=1.5, b_std=0.1))
+
+
+def _net_data():
+    x = jax.random.normal(jax.random.key(0), (12, 3))
+    xt = jax.random.normal(jax.random.key(1), (5, 3))
+    y = jnp.stack([jnp.sin(x[:, 0]), jnp.cos(x[:, 1])], axis=1)
+    return x, xt, y
+
+
+def test_network_kernels_posterior_ensemble_limits_and_loss_grad():
+    with float64():
+        x, xt, y = (a.astype(jnp.float64) for a in _net_data())
+        kf = kernel_fn(NET)
+        ktt = kf(x, None, get=("nngp", "ntk"))
+        kst = kf(xt, x, get=("nngp", "ntk"))
+        kss = kf(xt, None, get="nngp")
+        post = gp_inference(ktt, y)("nngp", kst, kss)
+        np.testing.assert_allclose(
+            post.mean, kst.nngp @ np.linalg.solve(ktt.nngp, y), rtol=1e-8, atol=1e-10
+        )
+        want_cov = kss - kst.nngp @ np.linalg.solve(ktt.nngp, kst.nngp.T)
+        np.testing.assert_allclose(post.covariance, want_cov, atol=1e-10)
+        # Gradient flow with the NNGP as tangent kernel converges to the NNGP posterior mean.
+        _, f_inf = gradient_descent_mse(ktt.nngp, y)(None, 0.0, None, kst.nngp)
+        np.testing.assert_allclose(f_inf, post.mean, rtol=1e-8, atol=1e-10)
+        # Ensemble: t = 0 is the prior (zero mean, NNGP covariance); long t approaches inf.
+        ens = gradient_descent_mse_ensemble(ktt, y)
+        kw = dict(get="ntk", k_test_train=kst)
+        at0 = ens(0.0, compute_cov=True, k_test_test=kss, **kw)
+        np.testing.assert_allclose(at0.mean, 0.0, atol=1e-12)
+        np.testing.assert_allclose(at0.covariance, kss, atol=1e-10)
+        np.testing.assert_allclose(ens(1e7, **kw), ens(None, **kw), rtol=1e-4, atol=1e-6)
+        # The loss_grad form of gradient_descent reproduces the closed form.
+        lr = float(max_learning_rate(ktt.ntk, y.size)) * 0.05
+        ode = gradient_descent(None, ktt.ntk, y, learning_rate=lr, loss_grad=mse_loss_grad)
+        ftr, fte = ode(400.0, 0.0, None, kst.ntk)
+        ctr, cte = gradient_descent_mse(ktt.ntk, y, learning_rate=lr)(400.0, 0.0, None, kst.ntk)
+        np.testing.assert_allclose(ftr, ctr, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(fte, cte, rtol=1e-7, atol=1e-9)
+
+
+def test_loss_grad_helpers_and_cross_entropy_flow():
+    x, _, _ = _net_data()
+    y = jax.nn.one_hot((x[:, 0] > 0).astype(jnp.int32), 2)
+    f = jax.random.normal(jax.random.key(3), y.shape)
+    ce = lambda ff: -jnp.mean(jnp.sum(y * jax.nn.log_softmax(ff, axis=-1), axis=-1))
+    np.testing.assert_allclose(cross_entropy_loss_grad(f, y), jax.grad(ce)(f), atol=1e-6)
+    mse = lambda ff: 0.5 * jnp.mean((ff - y) ** 2)
+    np.testing.assert_allclose(mse_loss_grad(f, y), jax.grad(mse)(f), atol=1e-7)
+    ntk = kernel_fn(NET)(x, None, get="ntk")
+    ode = gradient_descent(None, ntk, y, loss_grad=cross_entropy_loss_grad)
+    outs = ode(jnp.array([0.0, 10.0, 100.0]), 0.0)
+    losses = [float(ce(o)) for o in outs]
+    assert losses[0] == pytest.approx(np.log(2), rel=1e-5)
+    assert losses[0] > losses[1] > losses[2]
+    with pytest.raises(ValueError, match="loss or a loss_grad"):
+        gradient_descent(None, ntk, y)
+
+
+def test_max_learning_rate_closed_form():
+    ntk = jnp.array([[2.0, 0.5], [0.5, 1.0]])
+    lam = np.linalg.eigvalsh(np.asarray(ntk))[-1]
+    assert float(max_learning_rate(ntk, 2)) == pytest.approx(2 * 2 / lam, rel=1e-6)
+    assert float(max_learning_rate(ntk, 2, momentum=0.5)) == pytest.approx(6 / lam, rel=1e-6)

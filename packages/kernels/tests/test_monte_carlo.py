@@ -9,10 +9,11 @@ the diagonal over the output axis).
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from widelab_core import layers as L
-from widelab_core.testing import relative_frobenius
-from widelab_kernels import kernel_fn, monte_carlo_kernel_fn
+from widelab_core.testing import relative_frobenius, standard_error
+from widelab_kernels import empirical_kernel_fn, kernel_fn, monte_carlo_kernel_fn
 
 WIDTH = 1024
 TOL = 0.05
@@ -160,3 +161,54 @@ def test_attention_layernorm_dropout_ntk():
     analytic = _per_branch_analytic(first, branches, readout, x1, None)
     mc = _mc_ntk(_branch_net(first, branches, readout), x1, None)
     _check(names, mc, analytic, "ntk")
+
+
+def _relu_moments(k11, k12, k22):
+    """E[relu(u) relu(v)] and E[relu'(u) relu'(v)] for (u, v) ~ N(0, [[k11, k12], [k12, k22]])."""
+    norm = np.sqrt(k11 * k22)
+    theta = np.arctan2(np.sqrt(np.maximum(k11 * k22 - k12**2, 0.0)), k12)
+    e_relu = norm / (2 * np.pi) * (np.sin(theta) + (np.pi - theta) * np.cos(theta))
+    e_step = (np.pi - theta) / (2 * np.pi)
+    return e_relu, e_step
+
+
+@pytest.mark.slow
+def test_init_apply_pair_matches_arc_cosine_closed_form_within_standard_errors():
+    x = np.random.default_rng(5).normal(size=(4, 3))
+    d, width, k = 3, 128, 64
+    s1, b1, s2, b2 = 1.4, 0.3, 1.2, 0.2
+    net = L.serial(L.Dense(width, W_std=s1, b_std=b1), L.Relu(), L.Dense(k, W_std=s2, b_std=b2))
+    key, n = jax.random.key(11), 48
+    mc = monte_carlo_kernel_fn((net.init, net.apply), key, n, batch_size=2, return_samples=True)
+    est = mc(x, None, get=("nngp", "ntk"))
+    # Draw i uses init(split(split(key, n)[i])[0]): check one draw against empirical kernels.
+    k_init = jax.random.split(jax.random.split(key, n)[5])[0]
+    one = empirical_kernel_fn(net.apply)(x, None, ("nngp", "ntk"), net.init(k_init, x.shape)[1])
+    for name in ("nngp", "ntk"):
+        np.testing.assert_allclose(est[f"{name}_samples"][5], one[name], rtol=1e-5, atol=1e-6)
+    # First-layer pre-activations are exactly Gaussian with covariance k0, so the expected
+    # empirical kernel equals the infinite-width kernel at any width.
+    k0 = s1**2 / d * x @ x.T + b1**2
+    dg = np.diag(k0)
+    e_relu, e_step = _relu_moments(dg[:, None], k0, dg[None, :])
+    nngp = s2**2 * e_relu + b2**2
+    want = {"nngp": nngp, "ntk": nngp + s2**2 * e_step * k0}
+    for name in ("nngp", "ntk"):
+        samples = np.asarray(est[f"{name}_samples"])
+        np.testing.assert_allclose(est[name], samples.mean(0), rtol=1e-5, atol=1e-6)
+        se = standard_error(samples)
+        assert np.all(se < 0.05 * np.abs(want[name]).max())  # the check has power
+        z = np.abs(np.asarray(est[name]) - want[name]) / se
+        assert z.max() < 4.5, (name, z.max())
+
+
+def test_bad_inputs_have_clear_errors():
+    net = L.Dense(2)
+    with pytest.raises(ValueError, match="n_samples must be"):
+        monte_carlo_kernel_fn(net, jax.random.key(0), 0)
+    with pytest.raises(ValueError, match="batch_size must be"):
+        monte_carlo_kernel_fn(net, jax.random.key(0), 4, batch_size=0)
+    with pytest.raises(ValueError, match="init_fn, apply_fn"):
+        monte_carlo_kernel_fn((net.init,), jax.random.key(0), 4)
+    with pytest.raises(ValueError, match="get must name"):
+        monte_carlo_kernel_fn(net, jax.random.key(0), 2)(jnp.ones((2, 3)), None, get="cov")

@@ -2,13 +2,16 @@
 
 from . import rules  # noqa: F401  (registers the built-in rules)
 from .analytic import KernelFn, input_kernel, kernel_fn
-from .empirical import empirical_kernel_fn, empirical_nngp, empirical_ntk, ntk_vector_product
-from .kernel import Kernel
-from .monte_carlo import monte_carlo_kernel_fn
-from .predict import (
-    EnsemblePrediction,
-    GPPosterior,
-    MSEDynamics,
+from .empirical import (
+    empirical_kernel_fn,
+    empirical_nngp,
+    empirical_nngp_fn,
+    empirical_ntk,
+    empirical_ntk_fn,
+    ntk_vector_product,
+)
+from .inference import (
+    Gaussian,
     cross_entropy_loss_grad,
     gp_inference,
     gradient_descent,
@@ -17,22 +20,24 @@ from .predict import (
     max_learning_rate,
     mse_loss_grad,
 )
+from .kernel import Kernel
+from .monte_carlo import monte_carlo_kernel_fn
 from .registry import KernelError, RuleContext, get_rule, register_rule
 
 __version__ = "0.1.0"
 __all__ = [
-    "EnsemblePrediction",
-    "GPPosterior",
+    "Gaussian",
     "Kernel",
     "KernelError",
     "KernelFn",
-    "MSEDynamics",
     "RuleContext",
     "__version__",
     "cross_entropy_loss_grad",
     "empirical_kernel_fn",
     "empirical_nngp",
+    "empirical_nngp_fn",
     "empirical_ntk",
+    "empirical_ntk_fn",
     "get_rule",
     "gp_inference",
     "gradient_descent",

@@ -53,6 +53,15 @@ def _contract_spec(ndim: int, trace_axes, diagonal_axes, extra: str = ""):
     return "".join(s1) + extra, "".join(s2) + extra, "".join(out), trace
 
 
+def _check_diagonal(shape1, shape2, diagonal_axes) -> None:
+    for a in _canon(diagonal_axes, len(shape1)):
+        if shape1[a] != shape2[a]:
+            raise ValueError(
+                f"output axis {a} is in diagonal_axes but has size {shape1[a]} on x1 and "
+                f"{shape2[a]} on x2"
+            )
+
+
 def _trace_size(shape, trace) -> int:
     size = 1
     for a in trace:
@@ -85,6 +94,7 @@ def empirical_nngp(
     """
     f1 = apply_fn(params, x1)
     f2 = f1 if x2 is None else apply_fn(params, x2)
+    _check_diagonal(f1.shape, f2.shape, diagonal_axes)
     a, b, out, trace = _contract_spec(f1.ndim, trace_axes, diagonal_axes)
     return jnp.einsum(f"{a},{b}->{out}", f1, f2) / _trace_size(f1.shape, trace)
 
@@ -129,6 +139,8 @@ def empirical_ntk(
     f1 = lambda p: apply_fn(p, x1)
     f2 = f1 if x2 is None else (lambda p: apply_fn(p, x2))
     out_shape = jax.eval_shape(f1, params).shape
+    if x2 is not None:
+        _check_diagonal(out_shape, jax.eval_shape(f2, params).shape, diagonal_axes)
     ndim = len(out_shape)
     a, b, out, trace = _contract_spec(ndim, trace_axes, diagonal_axes)
     if implementation == "jacobian":
@@ -208,8 +220,7 @@ def empirical_ntk_fn(
     """
     if implementation not in ("jacobian", "ntvp"):
         raise ValueError(
-            f"empirical_ntk_fn: implementation must be 'jacobian' or 'ntvp', got "
-            f"{implementation!r}"
+            f"empirical_ntk_fn: implementation must be 'jacobian' or 'ntvp', got {implementation!r}"
         )
 
     def ntk_fn(x1, x2, params):

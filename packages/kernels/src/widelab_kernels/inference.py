@@ -633,6 +633,10 @@ def gradient_descent(
             state = state + (jnp.zeros_like(f_tr), None if f_te is None else jnp.zeros_like(f_te))
         grid = jnp.concatenate([jnp.zeros((1,), y.dtype), jnp.reshape(ts, (-1,))])
         sol = odeint(make_rhs(kt), state, grid, rtol=rtol, atol=atol)
+        # odeint gives NaN at the end of a zero-length interval (t = 0 or a repeated
+        # time): take each time's value from its first occurrence in the grid.
+        first = jnp.searchsorted(grid, grid, side="left")
+        sol = jax.tree_util.tree_map(lambda a: a[first], sol)
         pick = (lambda a: a[1]) if ts.ndim == 0 else (lambda a: a[1:])
         out_tr = lay.unflat(pick(sol[0]))
         if kt is None:

@@ -14,7 +14,7 @@ from widelab_core import layers as L
 
 from .analytic import kernel_fn
 from .empirical import empirical_ntk
-from .predict import gp_inference, gradient_descent_mse_ensemble
+from .inference import gp_inference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +105,9 @@ def kernel_accuracies(net, x_tr, y_tr, x_te, labels_te, diag_reg: float = 1e-4):
     kf = kernel_fn(net)
     k_tt = kf(x_tr, None, get=("nngp", "ntk"))
     k_st = kf(x_te, x_tr, get=("nngp", "ntk"))
-    nngp_mean, _ = gp_inference(k_tt.nngp, y_tr, diag_reg=diag_reg)(k_st.nngp)
-    ens = gradient_descent_mse_ensemble(k_tt.nngp, k_tt.ntk, y_tr, diag_reg=diag_reg)
-    ntk_mean, _ = ens(None, k_st.nngp, k_st.ntk)
+    # gp_inference: the NNGP posterior and the t = inf NTK ensemble from one call.
+    means = gp_inference(k_tt, y_tr, diag_reg=diag_reg)(("nngp", "ntk"), k_st)
+    nngp_mean, ntk_mean = means.nngp, means.ntk
     return _accuracy(nngp_mean, labels_te), _accuracy(ntk_mean, labels_te)
 
 
