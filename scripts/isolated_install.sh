@@ -25,9 +25,11 @@ for folder in "${folders[@]}"; do
   core_wheel=$(ls "$work"/dist/widelab_core-*.whl)
   uv pip install --quiet --python "$venv" "$core_wheel" "$wheel" pytest
   # Run the tests from a copy outside the source tree so the wheel, not src/, is imported.
-  cp -r "packages/$folder/tests" "$work/tests-$folder"
-  cp conftest.py "$work/tests-$folder/conftest.py"
-  (cd "$work/tests-$folder" && "$venv/bin/python" -c "import $mod, sys; assert 'site-packages' in $mod.__file__, $mod.__file__" \
+  # The workspace conftest goes one level above, so a package's own conftest.py is kept.
+  mkdir -p "$work/iso-$folder"
+  cp conftest.py "$work/iso-$folder/conftest.py"
+  cp -r "packages/$folder/tests" "$work/iso-$folder/tests"
+  (cd "$work/iso-$folder" && "$venv/bin/python" -c "import $mod, sys; assert 'site-packages' in $mod.__file__, $mod.__file__" \
     && "$venv/bin/python" -m pytest -q -p no:cacheprovider --import-mode=importlib \
        -W error -m "not slow" -o "markers=slow
 gpu
