@@ -73,7 +73,7 @@ __all__ = [
     "tril_inverse",
 ]
 
-# --- issue 5 exports (owned by the approx engineer) ---
+# Approximate inference: dropout methods, sliced Wasserstein, successor uncertainties.
 from .dropout import (  # noqa: E402
     ConcreteDropout,
     MCPrediction,
@@ -149,4 +149,3 @@ __all__ += [
     "wasserstein_1d",
     "wasserstein_exact",
 ]
-# --- end issue 5 ---
