@@ -72,3 +72,10 @@ def test_atomic_write_uses_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_report_only_with_unknown_name_is_an_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "discover", lambda: [Command(name="fake", help="", report=_fake_hook)])
+    assert cli.main(["report", "--only", "fake,nosuch", "--out", str(tmp_path / "r")]) == 2
+    assert "nosuch" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing written

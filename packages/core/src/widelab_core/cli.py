@@ -73,6 +73,15 @@ def run_report(args: argparse.Namespace, commands: list[Command]) -> int:
     """Run every package's report hook and write ``report.html`` and the JSON."""
     out_dir = Path(args.out)
     only = set(args.only.split(",")) if args.only else None
+    known = {c.name for c in commands if c.report is not None}
+    if only is not None and not only <= known:
+        unknown = ", ".join(sorted(only - known))
+        print(
+            f"widelab report: --only names no installed report: {unknown} "
+            f"(installed: {', '.join(sorted(known))})",
+            file=sys.stderr,
+        )
+        return 2
     ctx = ReportContext(
         quick=args.quick, out_dir=out_dir, seed=args.seed, progress=sys.stderr.isatty()
     )
