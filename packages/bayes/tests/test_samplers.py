@@ -43,6 +43,38 @@ def test_ghmc_recovers_gaussian_moments():
     _check_moments(res)
 
 
+def test_nonreversible_uniform_ghmc_recovers_gaussian_moments():
+    """Neal's (2020) non-reversible accept/reject keeps the target (and mixes no worse)."""
+    init = jax.random.normal(jax.random.key(10), (8, 4)) * 3.0
+    kw = dict(num_warmup=300, num_samples=1500, project=lambda v: v, persistence=0.95)
+    res = sample_ghmc(jax.random.key(11), _gauss, init, u_drift=0.02, **kw)
+    assert 0.8 < res.acceptance_rate < 0.98
+    assert res.divergences == 0 and res.nonfinite == 0
+    _check_moments(res)
+
+
+def test_ghmc_scale_adaptation_on_badly_scaled_gaussian():
+    """Per-chain diagonal scales approach the target's standard deviations (1e-2 .. 10),
+    the moments come out right, and the adapted chains mix far better than unscaled ones."""
+    mu = jnp.array([0.5, -1.0, 2.0, 0.0])
+    sd = jnp.array([0.01, 0.1, 1.0, 10.0])
+
+    def ld(v):
+        return -0.5 * jnp.sum(jnp.square((v - mu) / sd))
+
+    init = mu[None] + sd[None] * jax.random.normal(jax.random.key(12), (8, 4))
+    kw = dict(num_warmup=1000, num_samples=1000, project=lambda v: v, persistence=0.9)
+    res = sample_ghmc(jax.random.key(13), ld, init, adapt_scale=True, **kw)
+    ratio = res.scale / np.asarray(sd)
+    assert np.all((ratio > 0.3) & (ratio < 3.0)), ratio
+    x = res.projections
+    ess = ess_bulk(x)
+    assert np.all(np.abs(x.mean(axis=(0, 1)) - np.asarray(mu)) < 4 * np.asarray(sd) / np.sqrt(ess))
+    plain = sample_ghmc(jax.random.key(13), ld, init, **kw)
+    assert np.all(plain.scale == 1.0)
+    assert ess[-1] > 5 * ess_bulk(plain.projections)[-1]
+
+
 @pytest.mark.slow
 def test_blackjax_nuts_recovers_gaussian_moments():
     init = jax.random.normal(jax.random.key(2), (4, 4))
@@ -55,18 +87,21 @@ def test_blackjax_nuts_recovers_gaussian_moments():
 
 def test_blackjax_hmc_recovers_gaussian_moments():
     init = jax.random.normal(jax.random.key(6), (4, 4))
-    res = sample_blackjax(
-        jax.random.key(7),
-        _gauss,
-        init,
-        algorithm="hmc",
-        num_integration_steps=5,
-        num_warmup=200,
-        num_samples=400,
-        project=lambda v: v,
-    )
-    assert res.gradients_per_chain >= 5 * 400
-    _check_moments(res)
+    for per_chain in (True, False):
+        res = sample_blackjax(
+            jax.random.key(7),
+            _gauss,
+            init,
+            algorithm="hmc",
+            num_integration_steps=5,
+            num_warmup=200,
+            num_samples=400,
+            project=lambda v: v,
+            per_chain_adaptation=per_chain,
+        )
+        assert res.gradients_per_chain >= 5 * 400
+        assert res.warmup_gradients_per_chain >= 5 * 200
+        _check_moments(res)
 
 
 def test_nonfinite_and_divergent_proposals_are_counted_not_taken():
@@ -140,6 +175,19 @@ def test_bad_sampler_input():
             num_warmup=1,
             num_samples=1,
             persistence=1.0,
+        )
+    with pytest.raises(ValueError, match="u_drift"):
+        sample_ghmc(
+            jax.random.key(0), _gauss, jnp.zeros((2, 4)), num_warmup=1, num_samples=1, u_drift=0.0
+        )
+    with pytest.raises(ValueError, match="adapt_scale"):
+        sample_ghmc(
+            jax.random.key(0),
+            _gauss,
+            jnp.zeros((2, 4)),
+            num_warmup=5,
+            num_samples=1,
+            adapt_scale=True,
         )
     with pytest.raises(ValueError, match="algorithm"):
         sample_blackjax(

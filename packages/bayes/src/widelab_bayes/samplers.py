@@ -23,12 +23,15 @@ Projection = Callable[[jax.Array], jax.Array]
 
 
 class GHMCState(NamedTuple):
-    """Position, persistent momentum, and the cached density and gradient."""
+    """Position, persistent momentum, the cached density and gradient, and the
+    signed uniform ``v`` in ``[-1, 1)`` behind the accept/reject decision (only
+    used by the non-reversible variant of :func:`ghmc_step`)."""
 
     position: jax.Array
     momentum: jax.Array
     logdensity: jax.Array
     grad: jax.Array
+    v: jax.Array
 
 
 class GHMCInfo(NamedTuple):
@@ -57,8 +60,11 @@ def ghmc_init(key: jax.Array, position: jax.Array, logdensity_fn: LogDensity) ->
     """
     if position.ndim != 1:
         raise ValueError(f"ghmc_init: position must be a flat (D,) array, got {position.shape}")
+    k_p, k_v = jax.random.split(key)
     ld, g = jax.value_and_grad(logdensity_fn)(position)
-    return GHMCState(position, jax.random.normal(key, position.shape, position.dtype), ld, g)
+    p = jax.random.normal(k_p, position.shape, position.dtype)
+    v = jax.random.uniform(k_v, (), position.dtype, -1.0, 1.0)
+    return GHMCState(position, p, ld, g, v)
 
 
 def ghmc_step(
@@ -68,6 +74,8 @@ def ghmc_step(
     step_size: float | jax.Array,
     persistence: float | jax.Array,
     divergence_threshold: float = 1000.0,
+    scale: jax.Array | None = None,
+    u_drift: float | jax.Array | None = None,
 ) -> tuple[GHMCState, GHMCInfo]:
     """One generalised HMC transition (Horowitz 1991; Hron et al. 2022, Sec. 5).
 
@@ -77,6 +85,16 @@ def ghmc_step(
     target times ``N(p; 0, I)``. One gradient evaluation per transition (the gradient
     at the current point is cached in the state).
 
+    With ``scale = s`` the dynamics run in the coordinates ``z = x / s`` (a diagonal
+    mass matrix ``diag(s)^-2``): ``x`` moves by ``eps * s * p`` and the momentum
+    is kicked by ``eps * s * grad``.
+
+    With ``u_drift = d`` the accept/reject decision uses Neal's (2020) non-reversible
+    uniform: the state's ``v`` in ``[-1, 1)`` moves to ``v + d`` (wrapped), the proposal
+    is accepted when ``|v| < exp(-dH)``, and on acceptance ``v <- v exp(dH)``. ``|v|``
+    stays uniform and independent of ``(x, p)``, so the target is unchanged, but
+    rejections cluster, so the momentum is reversed less often.
+
     Args:
         key: a ``jax.random`` key.
         state: current state.
@@ -85,32 +103,44 @@ def ghmc_step(
         persistence: momentum persistence ``a`` in ``[0, 1)`` (``0`` is plain
             one-step HMC, i.e. MALA).
         divergence_threshold: an energy error above this counts as a divergence.
+        scale: optional positive ``(D,)`` per-coordinate scale (default: ones).
+        u_drift: optional drift of the non-reversible uniform in ``(0, 1]``; ``None``
+            draws a fresh uniform for every decision (the standard rule).
 
     Returns:
         ``(new_state, info)``.
     """
     k_refresh, k_accept = jax.random.split(key)
     x = state.position
-    noise = jax.random.normal(k_refresh, x.shape, x.dtype)
-    a = jnp.asarray(persistence, x.dtype)
-    eps = jnp.asarray(step_size, x.dtype)
+    dtype = x.dtype
+    s = jnp.ones((), dtype) if scale is None else jnp.asarray(scale, dtype)
+    noise = jax.random.normal(k_refresh, x.shape, dtype)
+    a = jnp.asarray(persistence, dtype)
+    eps = jnp.asarray(step_size, dtype)
     p = a * state.momentum + jnp.sqrt(1.0 - a * a) * noise
-    p_half = p + 0.5 * eps * state.grad
-    x_new = x + eps * p_half
+    p_half = p + 0.5 * eps * s * state.grad
+    x_new = x + eps * s * p_half
     ld_new, g_new = jax.value_and_grad(logdensity_fn)(x_new)
-    p_new = p_half + 0.5 * eps * g_new
+    p_new = p_half + 0.5 * eps * s * g_new
     h_old = -state.logdensity + 0.5 * jnp.sum(p * p)
     h_new = -ld_new + 0.5 * jnp.sum(p_new * p_new)
     d_h = h_new - h_old
     finite = jnp.isfinite(d_h) & jnp.all(jnp.isfinite(g_new))
     d_h_safe = jnp.where(finite, d_h, jnp.inf)
     accept_prob = jnp.minimum(1.0, jnp.exp(-d_h_safe))
-    accepted = jax.random.uniform(k_accept, (), x.dtype) < accept_prob
+    if u_drift is None:
+        accepted = jax.random.uniform(k_accept, (), dtype) < accept_prob
+        v = state.v
+    else:
+        v = jnp.mod(state.v + jnp.asarray(u_drift, dtype) + 1.0, 2.0) - 1.0
+        accepted = jnp.abs(v) < accept_prob
+        v = jnp.where(accepted, v * jnp.exp(jnp.where(finite, d_h, 0.0)), v)
     new = GHMCState(
         position=jnp.where(accepted, x_new, x),
         momentum=jnp.where(accepted, p_new, -p),
         logdensity=jnp.where(accepted, ld_new, state.logdensity),
         grad=jnp.where(accepted, g_new, state.grad),
+        v=v,
     )
     info = GHMCInfo(
         accepted=accepted,
@@ -137,6 +167,8 @@ class SampleResult(NamedTuple):
         step_size: the step size used after warm-up.
         seconds: wall time of the compiled sampling run (warm-up included).
         compile_seconds: time spent compiling.
+        scale: ``(chains, D)`` per-coordinate scales :func:`sample_ghmc` used after
+            warm-up (``None`` for the blackjax baselines).
     """
 
     projections: np.ndarray
@@ -150,6 +182,7 @@ class SampleResult(NamedTuple):
     step_size: float
     seconds: float
     compile_seconds: float
+    scale: np.ndarray | None = None
 
 
 def _welford(carry, x):
@@ -220,6 +253,37 @@ def _timed(fn, *args):
     return out, time.perf_counter() - t1, t1 - t0
 
 
+def _dual_averaging(log_eps0, target_accept):
+    """Dual averaging of the log step size (Hoffman & Gelman 2014, Alg. 5; gamma=0.05,
+    t0=10, kappa=0.75): ``(init, update)`` on a carry ``(log_eps, log_eps_bar, h_bar)``."""
+    mu = jnp.log(10.0) + log_eps0
+
+    def update(carry, t, alpha):
+        log_eps, log_eps_bar, h_bar = carry
+        h_bar = (1 - 1 / (t + 10)) * h_bar + (target_accept - alpha) / (t + 10)
+        log_eps = mu - jnp.sqrt(t) / 0.05 * h_bar
+        w = t**-0.75
+        return log_eps, w * log_eps + (1 - w) * log_eps_bar, h_bar
+
+    return (log_eps0, log_eps0, jnp.zeros_like(log_eps0)), update
+
+
+def _warmup_stages(num_warmup: int, adapt_scale: bool) -> list[tuple[int, bool]]:
+    """``(length, estimate_scale)`` stages: Stan-like, a 15% initial buffer, doubling
+    windows that each end with a new diagonal scale, and a final 10% buffer where only
+    the step size is tuned (all in one stage without ``adapt_scale``)."""
+    if not adapt_scale:
+        return [(num_warmup, False)]
+    first, last = (15 * num_warmup) // 100, num_warmup // 10
+    middle = num_warmup - first - last
+    windows, w = [], max(middle // 15, 5)
+    while sum(windows) + w + 2 * w <= middle:
+        windows.append(w)
+        w *= 2
+    windows.append(middle - sum(windows))
+    return [(first, False)] + [(n, True) for n in windows] + [(last, False)]
+
+
 def sample_ghmc(
     key: jax.Array,
     logdensity_fn: LogDensity,
@@ -232,18 +296,26 @@ def sample_ghmc(
     persistence: float = 0.9,
     target_accept: float = 0.9,
     adapt_step_size: bool = True,
+    adapt_scale: bool = False,
+    u_drift: float | None = None,
     thin: int = 1,
 ) -> SampleResult:
     """Run generalised HMC on many chains at once (vmap), storing only projections.
 
     During warm-up the shared step size is tuned by dual averaging (Hoffman & Gelman
     2014, Alg. 5) towards ``target_accept`` (mean over chains); afterwards it is fixed.
+    With ``adapt_scale`` the warm-up follows Stan's schedule: after an initial buffer,
+    doubling windows each estimate every chain's per-coordinate variance, which becomes
+    that chain's diagonal scale ``s = sqrt(var)`` (a diagonal mass matrix
+    ``diag(var)^-1``, regularised towards ``1e-3`` as Stan does) for the next window;
+    the step size is tuned afresh in every stage. The kernel of every chain is fixed
+    after warm-up, so each chain targets the posterior.
 
     Args:
         key: a ``jax.random`` key.
         logdensity_fn: log density of a flat ``(D,)`` position.
         init_positions: ``(chains, D)`` starting points.
-        num_warmup: transitions used for step-size adaptation (not stored).
+        num_warmup: transitions used for adaptation (not stored).
         num_samples: transitions stored after warm-up.
         project: maps a ``(D,)`` position to an ``(m,)`` summary to store; defaults to
             the first ``min(D, 8)`` coordinates.
@@ -251,6 +323,10 @@ def sample_ghmc(
         persistence: momentum persistence ``a`` of :func:`ghmc_step`.
         target_accept: target mean acceptance probability for the adaptation.
         adapt_step_size: tune the step size during warm-up.
+        adapt_scale: estimate a per-chain diagonal mass matrix during warm-up (needs
+            ``num_warmup >= 20``).
+        u_drift: use Neal's (2020) non-reversible uniform with this drift (see
+            :func:`ghmc_step`); ``None`` for the standard accept/reject rule.
         thin: transitions per stored draw (the projection is evaluated only on
             stored draws, which matters when it is costlier than a gradient).
 
@@ -270,46 +346,70 @@ def sample_ghmc(
         raise ValueError(
             f"need step_size > 0 and 0 < target_accept < 1, got {step_size}, {target_accept}"
         )
+    if u_drift is not None and not 0.0 < u_drift <= 1.0:
+        raise ValueError(f"u_drift must be in (0, 1], got {u_drift}")
+    if adapt_scale and num_warmup < 20:
+        raise ValueError(f"adapt_scale needs num_warmup >= 20, got {num_warmup}")
     project = project or (lambda x: x[: min(x.shape[0], 8)])
-    chains = init_positions.shape[0]
+    chains, dim = init_positions.shape
     dtype = init_positions.dtype
+    stages = _warmup_stages(num_warmup, adapt_scale)
 
     def run(key, init_positions):
         k_init, k_warm, k_samp = jax.random.split(key, 3)
         states = jax.vmap(ghmc_init, (0, 0, None))(
             jax.random.split(k_init, chains), init_positions, logdensity_fn
         )
-        step = jax.vmap(ghmc_step, (0, 0, None, None, None))
 
-        # dual averaging of log step size (gamma=0.05, t0=10, kappa=0.75)
-        mu = jnp.log(10.0 * jnp.asarray(step_size, dtype))
-
-        def warm(carry, inp):
-            states, log_eps, log_eps_bar, h_bar = carry
-            t, k = inp
-            states, info = step(
-                jax.random.split(k, chains), states, logdensity_fn, jnp.exp(log_eps), persistence
+        def step(k, states, eps, scale):
+            return jax.vmap(ghmc_step, (0, 0, None, None, None, None, 0, None))(
+                jax.random.split(k, chains),
+                states,
+                logdensity_fn,
+                eps,
+                persistence,
+                1000.0,
+                scale,
+                u_drift,
             )
-            if adapt_step_size:
-                alpha = jnp.mean(info.acceptance_prob)
-                h_bar = (1 - 1 / (t + 10)) * h_bar + (target_accept - alpha) / (t + 10)
-                log_eps = mu - jnp.sqrt(t) / 0.05 * h_bar
-                w = t**-0.75
-                log_eps_bar = w * log_eps + (1 - w) * log_eps_bar
-            return (states, log_eps, log_eps_bar, h_bar), None
 
-        log_eps0 = jnp.log(jnp.asarray(step_size, dtype))
-        carry = (states, log_eps0, log_eps0, jnp.zeros((), dtype))
-        ts = jnp.arange(1, num_warmup + 1, dtype=dtype)
-        carry, _ = jax.lax.scan(warm, carry, (ts, jax.random.split(k_warm, num_warmup)))
-        states = carry[0]
-        eps = jnp.exp(carry[2]) if (adapt_step_size and num_warmup > 0) else jnp.exp(log_eps0)
+        def warm(states, scale, log_eps0, n, k, collect_from):
+            da0, update = _dual_averaging(log_eps0, target_accept)
+            zeros = jnp.zeros((chains, dim), dtype)
+            mom0 = (jnp.zeros((chains,), dtype), zeros, zeros)
+
+            def body(carry, inp):
+                states, da, mom = carry
+                t, k = inp
+                states, info = step(k, states, jnp.exp(da[0]), scale)
+                if adapt_step_size:
+                    da = update(da, t, jnp.mean(info.acceptance_prob))
+                new_mom = jax.vmap(_welford)(mom, states.position)
+                mom = jax.tree.map(lambda a, b: jnp.where(t > collect_from, a, b), new_mom, mom)
+                return (states, da, mom), None
+
+            ts = jnp.arange(1, n + 1, dtype=dtype)
+            (states, da, mom), _ = jax.lax.scan(
+                body, (states, da0, mom0), (ts, jax.random.split(k, n))
+            )
+            log_eps = da[1] if (adapt_step_size and n > 0) else log_eps0
+            return states, log_eps, mom
+
+        log_eps = jnp.log(jnp.asarray(step_size, dtype))
+        scale = jnp.ones((chains, dim), dtype)
+        keys = jax.random.split(k_warm, len(stages))
+        for (n, collect), k in zip(stages, keys):
+            states, log_eps, mom = warm(states, scale, log_eps, n, k, 0 if collect else n)
+            if collect:
+                cnt, _, m2 = mom
+                var = m2 / cnt[:, None]
+                w = cnt[:, None] / (cnt[:, None] + 5.0)
+                scale = jnp.sqrt(w * var + 1e-3 * (1.0 - w))
+        eps = jnp.exp(log_eps)
 
         def one(carry, k):
             states, acc, div, nonfinite = carry
-            states, info = step(
-                jax.random.split(k, chains), states, logdensity_fn, eps, persistence
-            )
+            states, info = step(k, states, eps, scale)
             acc = acc + info.acceptance_prob
             return (states, acc, div + info.divergent, nonfinite + info.nonfinite), None
 
@@ -322,9 +422,9 @@ def sample_ghmc(
             return states, (acc / thin, div, nonfinite)
 
         proj, mom, stats = _draws(advance, states, init_positions, k_samp, num_samples, project)
-        return proj, mom, stats, eps
+        return proj, mom, stats, eps, scale
 
-    (proj, mom, stats, eps), seconds, compile_s = _timed(run, key, init_positions)
+    (proj, mom, stats, eps, scale), seconds, compile_s = _timed(run, key, init_positions)
     return _result(
         proj,
         mom,
@@ -332,6 +432,7 @@ def sample_ghmc(
         eps,
         seconds,
         compile_s,
+        scale=np.asarray(scale),
         nonfinite=int(np.sum(stats[2])),
         gradients_per_chain=float(num_samples * thin),
         warmup_gradients_per_chain=float(num_warmup),
@@ -349,25 +450,30 @@ def sample_blackjax(
     algorithm: str = "nuts",
     num_integration_steps: int = 10,
     target_accept: float = 0.8,
+    per_chain_adaptation: bool = True,
 ) -> SampleResult:
     """Baseline: blackjax NUTS or HMC, many chains with vmap.
 
     Step size and a diagonal inverse mass matrix come from blackjax's Stan-style
-    ``window_adaptation`` run on the first chain; every chain then uses them.
+    ``window_adaptation``, run on every chain separately as Stan does (or, with
+    ``per_chain_adaptation=False``, on the first chain only and shared by all).
 
     Args:
         key: a ``jax.random`` key.
         logdensity_fn: log density of a flat ``(D,)`` position.
         init_positions: ``(chains, D)`` starting points.
-        num_warmup: adaptation steps (on chain 0).
+        num_warmup: adaptation steps (per chain).
         num_samples: stored transitions per chain.
         project: as in :func:`sample_ghmc`.
         algorithm: ``"nuts"`` or ``"hmc"``.
         num_integration_steps: leapfrog steps per HMC transition.
         target_accept: target acceptance rate of the adaptation.
+        per_chain_adaptation: adapt each chain on its own (default) rather than
+            chain 0 for all.
 
     Returns:
-        A :class:`SampleResult`. blackjax counts proposals with a non-finite energy as
+        A :class:`SampleResult` (``step_size`` is the mean over chains;
+        ``warmup_gradients_per_chain`` the mean over adapted chains). blackjax counts proposals with a non-finite energy as
         divergent, so ``nonfinite`` is always 0 here and they appear in ``divergences``.
 
     Raises:
@@ -388,17 +494,32 @@ def sample_blackjax(
         adapt = blackjax.window_adaptation(
             algo, logdensity_fn, target_acceptance_rate=target_accept, **extra
         )
-        (state0, params), adapt_info = adapt.run(k_adapt, init_positions[0], num_steps=num_warmup)
-        warm_grads = jnp.sum(adapt_info.info.num_integration_steps)
-        kernel = algo(logdensity_fn, **{**params, **extra})
-        states = jax.vmap(kernel.init)(init_positions.at[0].set(state0.position))
+
+        def adapt_one(k, x0):
+            (state, params), info = adapt.run(k, x0, num_steps=num_warmup)
+            return state, params, jnp.sum(info.info.num_integration_steps)
+
+        if per_chain_adaptation:
+            states, params, warm = jax.vmap(adapt_one)(
+                jax.random.split(k_adapt, chains), init_positions
+            )
+            warm_grads = jnp.mean(warm)
+        else:
+            state0, params, warm_grads = adapt_one(k_adapt, init_positions[0])
+            params = jax.tree.map(lambda a: jnp.broadcast_to(a, (chains,) + jnp.shape(a)), params)
+            states = jax.vmap(lambda x, p: algo(logdensity_fn, **{**p, **extra}).init(x))(
+                init_positions.at[0].set(state0.position), params
+            )
+
+        def step_one(k, state, p):
+            return algo(logdensity_fn, **{**p, **extra}).step(k, state)
 
         def advance(states, k):
-            states, info = jax.vmap(kernel.step)(jax.random.split(k, chains), states)
+            states, info = jax.vmap(step_one)(jax.random.split(k, chains), states, params)
             return states, (info.acceptance_rate, info.is_divergent, info.num_integration_steps)
 
         proj, mom, stats = _draws(advance, states, init_positions, k_samp, num_samples, project)
-        return proj, mom, stats, params["step_size"], warm_grads
+        return proj, mom, stats, jnp.mean(params["step_size"]), warm_grads
 
     (proj, mom, stats, eps, warm_grads), seconds, compile_s = _timed(run, key, init_positions)
     return _result(

@@ -109,6 +109,9 @@ def sample_bnn(
     seed: int = 0,
     depth: int = 1,
     data: tuple | None = None,
+    u_drift: float | None = None,
+    target_accept: float = 0.9,
+    adapt_scale: bool = False,
 ) -> Run:
     """Sample one toy BNN posterior with one method and summarise in function space.
 
@@ -128,6 +131,10 @@ def sample_bnn(
         depth: number of hidden ReLU layers.
         data: optional ``(x, y)`` arrays to use instead of the toy data (test inputs
             are then 25 points spanning the range of the first input column).
+        u_drift: GHMC only: drift of Neal's non-reversible uniform (``None``: the
+            standard accept/reject rule); see :func:`~widelab_bayes.ghmc_step`.
+        target_accept: GHMC only: target acceptance of the step-size adaptation.
+        adapt_scale: GHMC only: per-chain diagonal mass matrix from the warm-up.
 
     Returns:
         A :class:`Run`.
@@ -172,6 +179,9 @@ def sample_bnn(
             project=project,
             persistence=persistence,
             thin=thin,
+            u_drift=u_drift,
+            target_accept=target_accept,
+            adapt_scale=adapt_scale,
         )
     return _summarise(method, width, res)
 
