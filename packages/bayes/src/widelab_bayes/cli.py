@@ -98,6 +98,7 @@ def _run_sample(args) -> int:
             num_warmup=args.warmup,
             num_samples=args.samples,
             persistence=args.persistence,
+            u_drift=args.u_drift or None,
             thin=args.thin,
             depth=args.depth,
             data=data,
@@ -197,7 +198,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["repriorised-ghmc", "plain-ghmc", "plain-nuts"],
         default="repriorised-ghmc",
     )
-    p.add_argument("--persistence", type=float, default=0.9, help="GHMC momentum persistence")
+    p.add_argument("--persistence", type=float, default=0.95, help="GHMC momentum persistence")
+    p.add_argument(
+        "--u-drift",
+        type=float,
+        default=0.02,
+        help="GHMC: drift of Neal's non-reversible uniform (0: standard accept/reject)",
+    )
     p.add_argument("--thin", type=int, default=1, help="GHMC transitions per stored draw")
     p.add_argument("--data", default=None, help="CSV of x_1..x_d,y rows (default: toy data)")
     common(p)
