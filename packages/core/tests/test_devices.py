@@ -103,6 +103,25 @@ def test_upper_triangle_only_is_computed_and_mirrored():
 
 
 @pytest.mark.parametrize("n_devices", [1, 8])
+def test_square_fn_computes_the_diagonal_tiles(n_devices):
+    """With ``square_fn`` the tiles on the diagonal come from it, all others from fn."""
+    x = jnp.arange(10.0)[:, None]
+    fn = lambda a, b: a[:, None, 0] + b[None, :, 0]
+    square = lambda a: 100.0 + a[:, None, 0] + a[None, :, 0]
+    b = 4
+    got = np.asarray(pairwise_tiled(fn, x, batch_size=b, square_fn=square, mesh=mesh_of(n_devices)))
+    blk = np.arange(10) // b
+    same = blk[:, None] == blk[None, :]
+    full = np.asarray(fn(x, x))
+    np.testing.assert_array_equal(got[same], full[same] + 100.0)
+    np.testing.assert_array_equal(got[~same], full[~same])
+    # x2 given: square_fn is not used.
+    np.testing.assert_array_equal(
+        pairwise_tiled(fn, x, x + 0, batch_size=b, square_fn=square), full
+    )
+
+
+@pytest.mark.parametrize("n_devices", [1, 8])
 def test_pytree_inputs_and_outputs_with_trailing_dims_and_custom_mirror(n_devices):
     with jax.enable_x64(True):
         rng = np.random.default_rng(6)

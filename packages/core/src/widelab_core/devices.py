@@ -287,14 +287,18 @@ def _put(array: np.ndarray, mesh: Mesh, spec: PartitionSpec) -> jax.Array:
 
 
 @functools.lru_cache(maxsize=16)
-def _round_fn(fn: Callable, mesh: Mesh):
+def _round_fn(fn: Callable, mesh: Mesh, square_fn: Callable | None = None):
     """A jitted function evaluating one tile per mesh device."""
     axes = tuple(mesh.axis_names)
     tiles = PartitionSpec(axes)
 
     def local(i, j, xb1, xb2):
         take = lambda k: lambda l: jax.lax.dynamic_index_in_dim(l, k, 0, keepdims=False)
-        out = fn(jax.tree.map(take(i[0]), xb1), jax.tree.map(take(j[0]), xb2))
+        a, b = jax.tree.map(take(i[0]), xb1), jax.tree.map(take(j[0]), xb2)
+        if square_fn is None:
+            out = fn(a, b)
+        else:
+            out = jax.lax.cond(i[0] == j[0], lambda: square_fn(a), lambda: fn(a, b))
         return jax.tree.map(lambda l: l[None], out)
 
     mapped = jax.shard_map(
@@ -324,6 +328,7 @@ def pairwise_tiled(
     batch_size: int | None = None,
     max_tile_bytes: int | None = None,
     mirror: Callable | None = None,
+    square_fn: Callable | None = None,
     mesh: Mesh | None = None,
     progress: bool = False,
 ):
@@ -362,6 +367,9 @@ def pairwise_tiled(
             (NumPy or jax.numpy operations); default swaps axes 0 and 1. Used only when
             ``x2`` is ``None``. Give one when trailing axes also swap (e.g. ``(n1, n2, d1,
             d2)`` pixel covariances: ``lambda t: t.transpose(1, 0, 3, 2)``).
+        square_fn: ``square_fn(x1_i)``, used instead of ``fn(x1_i, x1_i)`` for the tiles
+            on the diagonal when ``x2`` is ``None`` (e.g. a kernel that treats an example
+            paired with itself exactly); same output structure and shapes as ``fn``.
         mesh: devices to spread tiles over; every mesh axis is used. ``None``:
             :func:`global_mesh` (all devices of all processes, i.e. all local devices on
             one host).
@@ -411,10 +419,11 @@ def pairwise_tiled(
     put = lambda tree: jax.tree.map(lambda l: _put(l, mesh, replicated), tree)
     xb1_dev = put(xb1)
     xb2_dev = xb1_dev if square else put(xb2)
+    square_fn = square_fn if square else None
     try:
-        run = _round_fn(fn, mesh)
+        run = _round_fn(fn, mesh, square_fn)
     except TypeError:  # an unhashable callable: build without the cache
-        run = _round_fn.__wrapped__(fn, mesh)
+        run = _round_fn.__wrapped__(fn, mesh, square_fn)
     sharded = PartitionSpec(tuple(mesh.axis_names))
 
     result = [np.empty((n1, n2, *l.shape[2:]), l.dtype) for l in out_leaves]

@@ -27,9 +27,19 @@ def _concrete(x) -> np.ndarray | None:
     return np.asarray(x)
 
 
-def _check_finite(x, what: str) -> None:
-    v = _concrete(x)
-    if v is not None and not np.all(np.isfinite(v)):
+@jax.jit
+def _all_finite(x) -> jax.Array:
+    return jnp.all(jnp.isfinite(x))
+
+
+def _check_finite(x, what: str, ok=None) -> None:
+    """Raise if ``x`` (concrete) has non-finite entries; ``ok`` is a precomputed verdict."""
+    if isinstance(x, jax.core.Tracer):
+        return
+    if ok is None:
+        ok = _all_finite(x)
+    if not bool(ok):
+        v = np.asarray(x)
         bad = np.argwhere(~np.isfinite(v))[0]
         raise ValueError(f"{what} has non-finite entries (first at index {tuple(bad)})")
 
@@ -49,19 +59,41 @@ def _targets(y_train, where: str) -> jax.Array:
     return y
 
 
+@jax.jit
+def _max_abs(k) -> jax.Array:
+    """``max |K|``: NaN or infinite exactly when ``K`` has a non-finite entry."""
+    return jnp.max(jnp.abs(k))
+
+
+@jax.jit
+def _max_asymmetry(k) -> jax.Array:
+    return jnp.max(jnp.abs(k - k.T))
+
+
+@jax.jit
+def _symmetrized(k) -> jax.Array:
+    return 0.5 * (k + k.T)
+
+
 def _square(k, n: int, what: str) -> jax.Array:
-    k = _as_float(k, what)
+    """``k`` as a finite, symmetric ``(n, n)`` float matrix (symmetrized if needed)."""
+    k = jnp.asarray(k)
+    if not jnp.issubdtype(k.dtype, jnp.inexact):
+        k = k.astype(jnp.result_type(float))
     if k.shape != (n, n):
         raise ValueError(f"{what} must have shape ({n}, {n}) to match y_train, got {k.shape}")
-    v = _concrete(k)
-    if v is not None:
-        scale = max(float(np.max(np.abs(v))), np.finfo(v.dtype).tiny)
-        asym = float(np.max(np.abs(v - v.T)))
-        if asym > 1e4 * np.finfo(v.dtype).eps * scale:
-            raise ValueError(
-                f"{what} is not symmetric: max |K - K^T| = {asym:.3g} (max |K| = {scale:.3g})"
-            )
-    return 0.5 * (k + k.T)
+    if isinstance(k, jax.core.Tracer):
+        return _symmetrized(k)
+    # Separate small compiled reductions: XLA's CPU backend fuses several reductions
+    # of one matrix into a much slower single pass.
+    scale, asym = jax.device_get((_max_abs(k), _max_asymmetry(k)))
+    _check_finite(k, what, np.isfinite(scale))
+    scale = max(float(scale), np.finfo(k.dtype).tiny)
+    if float(asym) > 1e4 * np.finfo(k.dtype).eps * scale:
+        raise ValueError(
+            f"{what} is not symmetric: max |K - K^T| = {float(asym):.3g} (max |K| = {scale:.3g})"
+        )
+    return k if float(asym) == 0.0 else _symmetrized(k)
 
 
 def _is_plain(k) -> bool:
@@ -109,16 +141,23 @@ def _select(get, results: dict) -> Any:
     return _result_type(names)(*(results[g] for g in names))
 
 
+@functools.partial(jax.jit, static_argnames="absolute")
 def _regularized(k: jax.Array, diag_reg: float, absolute: bool) -> jax.Array:
     n = k.shape[0]
     scale = diag_reg if absolute else diag_reg * jnp.trace(k) / n
-    return k + scale * jnp.eye(n, dtype=k.dtype)
+    i = jnp.arange(n)
+    return k.at[i, i].add(jnp.asarray(scale, k.dtype))
+
+
+@jax.jit
+def _cholesky_checked(k):
+    chol = jnp.linalg.cholesky(k)
+    return chol, _all_finite(jnp.diagonal(chol))
 
 
 def _cholesky(k: jax.Array, what: str) -> jax.Array:
-    chol = jnp.linalg.cholesky(k)
-    c = _concrete(chol)
-    if c is not None and not np.all(np.isfinite(c)):
+    chol, ok = _cholesky_checked(k)
+    if not isinstance(chol, jax.core.Tracer) and not bool(ok):
         lam = np.linalg.eigvalsh(np.asarray(k, np.float64))
         raise ValueError(
             f"{what} is not positive definite (Cholesky failed; eigenvalues in "

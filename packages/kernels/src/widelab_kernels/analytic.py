@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from widelab_core.layers import Layer, ShapeError
 
 from .kernel import Kernel
@@ -120,6 +121,39 @@ def _validate(net: Layer, x1, x2) -> None:
         raise KernelError(e.layer, e.detail, e.where) from None
 
 
+#: Kernels with more entries per array than this are computed tile by tile inside the
+#: compiled program (see ``KernelFn._tiles``).
+TILE_MIN_ENTRIES = 1 << 22
+#: Entries per array of one tile: small enough for every layer's intermediates to stay
+#: in cache.
+TILE_ENTRIES = 1 << 16
+
+
+def tile_rows(n1: int, n2: int, per_pair: int) -> int | None:
+    """Rows per tile for an ``n1 x n2`` kernel with ``per_pair`` entries per pair of
+    examples, or ``None`` to evaluate it whole."""
+    if n1 * n2 * per_pair < TILE_MIN_ENTRIES:
+        return None
+    b = max(1, int(math.sqrt(TILE_ENTRIES / per_pair)))
+    b = min(b, max(n1, n2))
+    if b * 2 > max(n1, n2):  # a single tile would be no better than the whole
+        return None
+    return b
+
+
+def mirror_tile(t, k: Kernel):
+    """The ``(j, i)`` tile of a symmetric kernel from its ``(i, j)`` tile.
+
+    Swaps the two batch axes and, in the all-pairs spatial layout, the two groups of
+    spatial axes as well.
+    """
+    d = len(k.shape1) - 2
+    if k.diagonal_spatial or d == 0:
+        return jnp.swapaxes(t, 0, 1)
+    perm = (1, 0, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))
+    return jnp.transpose(t, perm)
+
+
 def _select(k: Any, names: tuple[str, ...] | None):
     if isinstance(k, list):
         return [_select(ki, names) for ki in k]
@@ -155,8 +189,92 @@ class KernelFn:
 
     def _compute(self, x1, x2, names, mask_constant):
         compute_ntk = names is None or "ntk" in names
+        if names is not None and set(names) <= {"nngp", "ntk"}:
+            n2 = x1.shape[0] if x2 is None else x2.shape[0]
+            spatial = math.prod(x1.shape[1:-1])
+            per_pair = spatial**2 if self.full_spatial else spatial
+            b = tile_rows(x1.shape[0], n2, per_pair)
+            if b is not None:
+                out = self._tiles(x1, x2, b, names, compute_ntk, mask_constant)
+                if out is not None:
+                    return _select(out, names)
         k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
         return _select(k, names)
+
+    def _tiles(self, x1, x2, b: int, names, compute_ntk: bool, mask_constant):
+        """The kernel assembled from ``b x b`` tiles computed one after another.
+
+        Every kernel entry depends only on its own pair of examples, so the kernel can
+        be computed tile by tile (``lax.map``): each tile's intermediates stay in cache
+        and peak memory is the output plus one tile. When ``x2`` is None only the
+        tiles on and above the diagonal are computed; the others are their mirror
+        images. Returns ``None`` for multi-output networks.
+        """
+        n1 = x1.shape[0]
+
+        def blocks(x):
+            m = -(-x.shape[0] // b)
+            if m * b > x.shape[0]:  # pad with copies of a real example
+                fill = jnp.broadcast_to(x[:1], (m * b - x.shape[0], *x.shape[1:]))
+                x = jnp.concatenate([x, fill])
+            return jnp.reshape(x, (m, b, *x.shape[1:]))
+
+        def run(a, c):
+            k = self.kernel(a, c, compute_ntk=compute_ntk, mask_constant=mask_constant)
+            if isinstance(k, list):
+                return None
+            return {n: getattr(k, n) for n in names}, k
+
+        xs1 = blocks(x1)
+        m1 = xs1.shape[0]
+        probe = jax.eval_shape(lambda a: run(a, None), xs1[0])
+        if probe is None:
+            return None
+        template = probe[1]
+        field = lambda out, n: out[n]
+        if x2 is not None:
+            xs2 = blocks(x2)
+            m2 = xs2.shape[0]
+            rows, cols = (jnp.asarray(i.ravel()) for i in np.indices((m1, m2)))
+            out = jax.lax.map(lambda ij: run(xs1[ij[0]], xs2[ij[1]])[0], (rows, cols))
+            grid = {
+                n: jnp.reshape(field(out, n), (m1, m2, *field(out, n).shape[1:])) for n in names
+            }
+            n2 = x2.shape[0]
+        else:
+            rows, cols = np.triu_indices(m1, 1)
+            diag = jax.lax.map(lambda a: run(a, None)[0], xs1)
+            grid = {}
+            if len(rows):
+                off = jax.lax.map(
+                    lambda ij: run(xs1[ij[0]], xs1[ij[1]])[0],
+                    (jnp.asarray(rows), jnp.asarray(cols)),
+                )
+            for n in names:
+                d = field(diag, n)
+                g = jnp.zeros((m1, m1, *d.shape[1:]), d.dtype)
+                g = g.at[np.arange(m1), np.arange(m1)].set(d)
+                if len(rows):
+                    o = field(off, n)
+                    flipped = jax.vmap(lambda t: mirror_tile(t, template))(o)
+                    g = g.at[rows, cols].set(o).at[cols, rows].set(flipped)
+                grid[n] = g
+            n2 = n1
+        full = {}
+        for n, g in grid.items():
+            g = jnp.swapaxes(g, 1, 2)  # (m1, b, m2, b, ...)
+            g = jnp.reshape(g, (g.shape[0] * b, g.shape[2] * b, *g.shape[4:]))
+            full[n] = g[:n1, :n2]
+        return template.replace(
+            nngp=full.get("nngp"),
+            ntk=full.get("ntk"),
+            cov1=None,
+            cov2=None,
+            mask1=None,
+            mask2=None,
+            shape1=(n1, *template.shape1[1:]),
+            shape2=(n2, *template.shape2[1:]),
+        )
 
     def kernel(self, x1, x2=None, *, compute_ntk=True, mask_constant=None) -> Any:
         """The output :class:`Kernel` (untiled)."""
@@ -201,14 +319,23 @@ class KernelFn:
         x2 = None if x2 is None else jnp.asarray(x2)
         _validate(self.net, x1, x2)
 
+        layout = {}
+
         def block(a, b):
             k = self.kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
             if isinstance(k, list):
                 raise KernelError(self.net, "tiled evaluation needs a single-output network")
+            layout["kernel"] = k
             return {n: getattr(k, n) for n in names}
 
         out = pairwise_tiled(
-            block, x1, x2, batch_size=self.batch_size, max_tile_bytes=self.max_tile_bytes
+            block,
+            x1,
+            x2,
+            batch_size=self.batch_size,
+            max_tile_bytes=self.max_tile_bytes,
+            mirror=lambda t: mirror_tile(t, layout["kernel"]),
+            square_fn=lambda a: block(a, None),
         )
         if len(names) == 1:
             return out[names[0]]

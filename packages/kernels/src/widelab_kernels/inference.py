@@ -77,6 +77,11 @@ class Gaussian(NamedTuple):
 # GP inference -----------------------------------------------------------------------
 
 
+@jax.jit
+def _cho_solve(chol, rhs):
+    return jsl.cho_solve((chol, True), rhs)
+
+
 def gp_inference(
     k_train_train,
     y_train,
@@ -145,7 +150,7 @@ def gp_inference(
                 break
 
     def solve(g: str, rhs: jax.Array) -> jax.Array:
-        return jsl.cho_solve((solver(g), True), rhs)
+        return _cho_solve(solver(g), rhs)
 
     def predict(get, k_test_train, k_test_test=None):
         names = _names(get)
