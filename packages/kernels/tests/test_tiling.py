@@ -48,17 +48,23 @@ def test_in_program_tiles_equal_the_whole_kernel(name, monkeypatch):
         spatial = int(np.prod(shape[1:-1]))
         per_pair = spatial**2 if kf.full_spatial else spatial
         monkeypatch.setattr(analytic, "TILE_MIN_ENTRIES", 10**12)
-        want = [kf(x1, b, get=("nngp", "ntk"), mask_constant=mask) for b in (None, x2)]
+        gets = [("nngp", "ntk")]
+        calls = [(b, g) for b in (None, x2) for g in gets]
+        want = [kf(x1, b, get=g, mask_constant=mask) for b, g in calls]
+        want_whole = [kf(x1, b, mask_constant=mask) for b in (None, x2)]
         monkeypatch.setattr(analytic, "TILE_MIN_ENTRIES", 1)
         monkeypatch.setattr(analytic, "TILE_ENTRIES", 9 * per_pair)
         assert analytic.tile_rows(shape[0], shape[0], per_pair) == 3
         tiled = kernel_fn(net)
-        got = [tiled(x1, b, get=("nngp", "ntk"), mask_constant=mask) for b in (None, x2)]
-    for g, w in zip(got, want):
-        for a, b in zip(g, w):
-            assert a.shape == b.shape
+        got = [tiled(x1, b, get=g, mask_constant=mask) for b, g in calls]
+        got_whole = [tiled(x1, b, mask_constant=mask) for b in (None, x2)]
+    for g, w in zip(got + got_whole, want + want_whole):
+        assert type(g) is type(w)
+        assert jax.tree.structure(g) == jax.tree.structure(w)
+        for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(w)):
+            assert a.shape == b.shape and a.dtype == b.dtype
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    k = np.asarray(got[0].ntk)
+    k = np.asarray(got[0].ntk)  # x2=None, get=(nngp, ntk)
     axes = (1, 0, *range(2, k.ndim))
     if k.ndim == 6:  # all position pairs: swap the two position groups as well
         axes = (1, 0, 4, 5, 2, 3)

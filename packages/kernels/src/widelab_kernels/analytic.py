@@ -189,15 +189,14 @@ class KernelFn:
 
     def _compute(self, x1, x2, names, mask_constant):
         compute_ntk = names is None or "ntk" in names
-        if names is not None and set(names) <= {"nngp", "ntk"}:
-            n2 = x1.shape[0] if x2 is None else x2.shape[0]
-            spatial = math.prod(x1.shape[1:-1])
-            per_pair = spatial**2 if self.full_spatial else spatial
-            b = tile_rows(x1.shape[0], n2, per_pair)
-            if b is not None:
-                out = self._tiles(x1, x2, b, names, compute_ntk, mask_constant)
-                if out is not None:
-                    return _select(out, names)
+        n2 = x1.shape[0] if x2 is None else x2.shape[0]
+        spatial = math.prod(x1.shape[1:-1])
+        per_pair = spatial**2 if self.full_spatial else spatial
+        b = tile_rows(x1.shape[0], n2, per_pair)
+        if b is not None:
+            out = self._tiles(x1, x2, b, names, compute_ntk, mask_constant)
+            if out is not None:
+                return _select(out, names)
         k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
         return _select(k, names)
 
@@ -207,10 +206,17 @@ class KernelFn:
         Every kernel entry depends only on its own pair of examples, so the kernel can
         be computed tile by tile (``lax.map``): each tile's intermediates stay in cache
         and peak memory is the output plus one tile. When ``x2`` is None only the
-        tiles on and above the diagonal are computed; the others are their mirror
-        images. Returns ``None`` for multi-output networks.
+        tiles on and above the diagonal are computed (the diagonal ones as square
+        kernels); the others are their mirror images. Per-example fields (``cov1``,
+        ``mask1``, ...) are taken from one tile per block. Returns ``None`` for
+        multi-output networks.
         """
         n1 = x1.shape[0]
+        n2 = n1 if x2 is None else x2.shape[0]
+        wanted = set(FIELDS + ("mask1", "mask2") if names is None else names)
+        pair = [f for f in ("nngp", "ntk") if f in wanted and (f != "ntk" or compute_ntk)]
+        rows_f = [f for f in ("cov1", "mask1") if f in wanted or (f == "mask1" and names is None)]
+        cols_f = [f for f in ("cov2", "mask2") if f in wanted or (f == "mask2" and names is None)]
 
         def blocks(x):
             m = -(-x.shape[0] // b)
@@ -219,61 +225,71 @@ class KernelFn:
                 x = jnp.concatenate([x, fill])
             return jnp.reshape(x, (m, b, *x.shape[1:]))
 
-        def run(a, c):
-            k = self.kernel(a, c, compute_ntk=compute_ntk, mask_constant=mask_constant)
-            if isinstance(k, list):
-                return None
-            return {n: getattr(k, n) for n in names}, k
+        def run(fields):
+            def fn(a, c=None):
+                k = self.kernel(a, c, compute_ntk=compute_ntk, mask_constant=mask_constant)
+                return {f: getattr(k, f) for f in fields if getattr(k, f) is not None}
+
+            return fn
 
         xs1 = blocks(x1)
         m1 = xs1.shape[0]
-        probe = jax.eval_shape(lambda a: run(a, None), xs1[0])
-        if probe is None:
+        template = jax.eval_shape(
+            lambda a: self.kernel(a, None, compute_ntk=compute_ntk, mask_constant=mask_constant),
+            xs1[0],
+        )
+        if isinstance(template, list):
             return None
-        template = probe[1]
-        field = lambda out, n: out[n]
+        out = {}
         if x2 is not None:
             xs2 = blocks(x2)
             m2 = xs2.shape[0]
             rows, cols = (jnp.asarray(i.ravel()) for i in np.indices((m1, m2)))
-            out = jax.lax.map(lambda ij: run(xs1[ij[0]], xs2[ij[1]])[0], (rows, cols))
-            grid = {
-                n: jnp.reshape(field(out, n), (m1, m2, *field(out, n).shape[1:])) for n in names
-            }
-            n2 = x2.shape[0]
+            tiles = jax.lax.map(
+                lambda ij: run(pair + rows_f + cols_f)(xs1[ij[0]], xs2[ij[1]]), (rows, cols)
+            )
+            tiles = {f: jnp.reshape(t, (m1, m2, *t.shape[1:])) for f, t in tiles.items()}
+            grid = {f: tiles[f] for f in pair}
+            per_row = {f: tiles[f][:, 0] for f in rows_f if f in tiles}
+            per_col = {f: tiles[f][0, :] for f in cols_f if f in tiles}
         else:
-            rows, cols = np.triu_indices(m1, 1)
-            diag = jax.lax.map(lambda a: run(a, None)[0], xs1)
-            grid = {}
-            if len(rows):
+            upper, lower = np.triu_indices(m1, 1)
+            diag = jax.lax.map(lambda a: run(pair + rows_f)(a), xs1)
+            off = None
+            if len(upper):
                 off = jax.lax.map(
-                    lambda ij: run(xs1[ij[0]], xs1[ij[1]])[0],
-                    (jnp.asarray(rows), jnp.asarray(cols)),
+                    lambda ij: run(pair)(xs1[ij[0]], xs1[ij[1]]),
+                    (jnp.asarray(upper), jnp.asarray(lower)),
                 )
-            for n in names:
-                d = field(diag, n)
+            grid = {}
+            for f in pair:
+                d = diag[f]
                 g = jnp.zeros((m1, m1, *d.shape[1:]), d.dtype)
                 g = g.at[np.arange(m1), np.arange(m1)].set(d)
-                if len(rows):
-                    o = field(off, n)
+                if off is not None:
+                    o = off[f]
                     flipped = jax.vmap(lambda t: mirror_tile(t, template))(o)
-                    g = g.at[rows, cols].set(o).at[cols, rows].set(flipped)
-                grid[n] = g
-            n2 = n1
-        full = {}
-        for n, g in grid.items():
+                    g = g.at[upper, lower].set(o).at[lower, upper].set(flipped)
+                grid[f] = g
+            per_row = {f: diag[f] for f in rows_f if f in diag}
+            per_col = {}
+        for f, g in grid.items():
             g = jnp.swapaxes(g, 1, 2)  # (m1, b, m2, b, ...)
             g = jnp.reshape(g, (g.shape[0] * b, g.shape[2] * b, *g.shape[4:]))
-            full[n] = g[:n1, :n2]
+            out[f] = g[:n1, :n2]
+        for f, v in (*per_row.items(), *per_col.items()):
+            n = n1 if f in rows_f else n2
+            out[f] = jnp.reshape(v, (v.shape[0] * b, *v.shape[2:]))[:n]
         return template.replace(
-            nngp=full.get("nngp"),
-            ntk=full.get("ntk"),
-            cov1=None,
-            cov2=None,
-            mask1=None,
-            mask2=None,
+            nngp=out.get("nngp"),
+            ntk=out.get("ntk"),
+            cov1=out.get("cov1"),
+            cov2=out.get("cov2"),
+            mask1=out.get("mask1"),
+            mask2=out.get("mask2"),
             shape1=(n1, *template.shape1[1:]),
             shape2=(n2, *template.shape2[1:]),
+            x1_is_x2=x2 is None,
         )
 
     def kernel(self, x1, x2=None, *, compute_ntk=True, mask_constant=None) -> Any:
