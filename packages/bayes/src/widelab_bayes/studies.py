@@ -35,12 +35,14 @@ def toy_regression(n: int, seed: int = 0, noise_std: float = 0.1):
     return x, y, x_test
 
 
-def mlp(width: int, depth: int = 1, out_dim: int = 1) -> L.Layer:
+def mlp(
+    width: int, depth: int = 1, out_dim: int = 1, W_std: float = W_STD, b_std: float = B_STD
+) -> L.Layer:
     """``depth`` hidden ReLU layers of ``width`` units and a Dense readout (NTK param)."""
     layers = []
     for _ in range(depth):
-        layers += [L.Dense(width, W_std=W_STD, b_std=B_STD), L.Relu()]
-    return L.serial(*layers, L.Dense(out_dim, W_std=W_STD, b_std=B_STD))
+        layers += [L.Dense(width, W_std=W_std, b_std=b_std), L.Relu()]
+    return L.serial(*layers, L.Dense(out_dim, W_std=W_std, b_std=b_std))
 
 
 @dataclasses.dataclass
@@ -112,6 +114,8 @@ def sample_bnn(
     u_drift: float | None = 0.02,
     target_accept: float = 0.9,
     adapt_scale: bool = False,
+    w_std: float = W_STD,
+    b_std: float = B_STD,
 ) -> Run:
     """Sample one toy BNN posterior with one method and summarise in function space.
 
@@ -135,6 +139,7 @@ def sample_bnn(
             standard accept/reject rule); see :func:`~widelab_bayes.ghmc_step`.
         target_accept: GHMC only: target acceptance of the step-size adaptation.
         adapt_scale: GHMC only: per-chain diagonal mass matrix from the warm-up.
+        w_std, b_std: weight and bias scales of every Dense layer.
 
     Returns:
         A :class:`Run`.
@@ -150,7 +155,7 @@ def sample_bnn(
         x, y = (np.asarray(a, dtype=np.float64) for a in data)
         x_test = np.repeat(x.mean(0, keepdims=True), 25, axis=0)
         x_test[:, 0] = np.linspace(x[:, 0].min(), x[:, 0].max(), 25)
-    model = BNN(mlp(width, depth), x, y, noise_std=noise_std)
+    model = BNN(mlp(width, depth, W_std=w_std, b_std=b_std), x, y, noise_std=noise_std)
     dtype = model.y.dtype
     P = jnp.asarray(random_projections(seed + 1, x_test.shape[0], num_projections), dtype)
     xt = jnp.asarray(x_test, dtype)
