@@ -6,6 +6,7 @@ Owned by the kernels-predict engineer; import from here rather than rewriting.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -149,16 +150,19 @@ def _regularized(k: jax.Array, diag_reg: float, absolute: bool) -> jax.Array:
     return k.at[i, i].add(jnp.asarray(scale, k.dtype))
 
 
-@jax.jit
-def _cholesky_checked(k):
+@functools.partial(jax.jit, static_argnames="absolute")
+def _cholesky_checked(k, diag_reg=0.0, absolute=True):
+    k = _regularized(k, diag_reg, absolute)
     chol = jnp.linalg.cholesky(k)
     return chol, _all_finite(jnp.diagonal(chol))
 
 
-def _cholesky(k: jax.Array, what: str) -> jax.Array:
-    chol, ok = _cholesky_checked(k)
+def _cholesky(k: jax.Array, what: str, diag_reg: float = 0.0, absolute: bool = True) -> jax.Array:
+    """Lower Cholesky factor of ``k`` plus the ``diag_reg`` regulariser (one compiled
+    call); a clear error if it is not positive definite."""
+    chol, ok = _cholesky_checked(k, diag_reg, absolute)
     if not isinstance(chol, jax.core.Tracer) and not bool(ok):
-        lam = np.linalg.eigvalsh(np.asarray(k, np.float64))
+        lam = np.linalg.eigvalsh(np.asarray(_regularized(k, diag_reg, absolute), np.float64))
         raise ValueError(
             f"{what} is not positive definite (Cholesky failed; eigenvalues in "
             f"[{lam[0]:.3g}, {lam[-1]:.3g}]); increase diag_reg"
@@ -180,12 +184,26 @@ def _eigh(k: jax.Array, what: str) -> tuple[jax.Array, jax.Array]:
     return jnp.maximum(evals, 0.0), evecs
 
 
+@contextlib.contextmanager
+def _concrete_eval():
+    """Evaluate eagerly even while ``jit`` is tracing (the results are cached).
+
+    Outside a trace this does nothing: ``jax.ensure_compile_time_eval`` would run
+    compiled helpers primitive by primitive, several times slower.
+    """
+    if isinstance(jnp.zeros(()) + 0, jax.core.Tracer):
+        with jax.ensure_compile_time_eval():
+            yield
+    else:
+        yield
+
+
 def _compile_time(fn: Callable) -> Callable:
     """Run ``fn`` eagerly even inside ``jit`` (its results are cached across calls)."""
 
     @functools.wraps(fn)
     def wrapped(*args):
-        with jax.ensure_compile_time_eval():
+        with _concrete_eval():
             return fn(*args)
 
     return wrapped

@@ -19,7 +19,8 @@ Conventions (those of Neural Tangents' ``predict`` module, Novak et al. 2020):
   plain matrix (then it is taken to be the kernel that ``get`` names).
 * Factorisations (Cholesky for ``t = inf``, eigendecompositions for finite ``t``) are
   computed on first use and cached inside the returned function, under
-  ``jax.ensure_compile_time_eval`` so the returned functions can be jitted.
+  ``jax.ensure_compile_time_eval`` when called inside ``jit`` so the returned functions
+  can be jitted.
 * Value checks (finite entries, symmetry, positive semi-definiteness) run when the
   inputs are concrete; inside ``jit`` only shapes are checked.
 """
@@ -42,6 +43,7 @@ from ._inference_utils import (
     _cholesky,
     _compile_time,
     _concrete,
+    _concrete_eval,
     _eigh,
     _field,
     _field_or_none,
@@ -128,7 +130,7 @@ def gp_inference(
     train = {}
 
     def train_matrix(g: str, plain_ok: bool = True) -> jax.Array:
-        with jax.ensure_compile_time_eval():
+        with _concrete_eval():
             return _train_matrix(g, plain_ok)
 
     def _train_matrix(g: str, plain_ok: bool) -> jax.Array:
@@ -139,9 +141,13 @@ def gp_inference(
 
     @functools.cache
     def solver(g: str) -> jax.Array:
-        with jax.ensure_compile_time_eval():
-            k = _regularized(train_matrix(g), diag_reg, diag_reg_absolute_scale)
-            return _cholesky(k, f"gp_inference: k_train_train.{g} + diag_reg")
+        with _concrete_eval():
+            return _cholesky(
+                train_matrix(g),
+                f"gp_inference: k_train_train.{g} + diag_reg",
+                diag_reg,
+                diag_reg_absolute_scale,
+            )
 
     for g in _GETS:  # validate what was given now, not at the first prediction
         if _is_plain(k_train_train) or _field_or_none(k_train_train, g) is not None:
