@@ -44,7 +44,7 @@ def test_ghmc_recovers_gaussian_moments():
 
 
 def test_nonreversible_uniform_ghmc_recovers_gaussian_moments():
-    """Neal's (2020) non-reversible accept/reject keeps the target (and mixes no worse)."""
+    """Neal's (2020) non-reversible accept/reject keeps the target."""
     init = jax.random.normal(jax.random.key(10), (8, 4)) * 3.0
     kw = dict(num_warmup=300, num_samples=1500, project=lambda v: v, persistence=0.95)
     res = sample_ghmc(jax.random.key(11), _gauss, init, u_drift=0.02, **kw)
