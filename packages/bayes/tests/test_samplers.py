@@ -160,35 +160,23 @@ def test_repriorised_phi_is_standard_normal_under_the_posterior():
         assert np.all(np.abs((phi**2).mean(axis=(0, 1)) - 1) < 4 * np.sqrt(2 / ess_sq))
 
 
+@pytest.mark.parametrize(
+    "init, kwargs, match",
+    [
+        (jnp.zeros(4), {}, r"shape \(chains, D\)"),
+        (jnp.full((2, 4), jnp.nan), {}, "non-finite"),
+        (jnp.zeros((2, 4)), {"persistence": 1.0}, "persistence"),
+        (jnp.zeros((2, 4)), {"u_drift": 0.0}, "u_drift"),
+        (jnp.zeros((2, 4)), {"adapt_scale": True, "num_warmup": 5}, "adapt_scale"),
+    ],
+)
+def test_bad_ghmc_input(init, kwargs, match):
+    kwargs = {"num_warmup": 1, "num_samples": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        sample_ghmc(jax.random.key(0), _gauss, init, **kwargs)
+
+
 def test_bad_sampler_input():
-    with pytest.raises(ValueError, match=r"shape \(chains, D\)"):
-        sample_ghmc(jax.random.key(0), _gauss, jnp.zeros(4), num_warmup=1, num_samples=1)
-    with pytest.raises(ValueError, match="non-finite"):
-        sample_ghmc(
-            jax.random.key(0), _gauss, jnp.full((2, 4), jnp.nan), num_warmup=1, num_samples=1
-        )
-    with pytest.raises(ValueError, match="persistence"):
-        sample_ghmc(
-            jax.random.key(0),
-            _gauss,
-            jnp.zeros((2, 4)),
-            num_warmup=1,
-            num_samples=1,
-            persistence=1.0,
-        )
-    with pytest.raises(ValueError, match="u_drift"):
-        sample_ghmc(
-            jax.random.key(0), _gauss, jnp.zeros((2, 4)), num_warmup=1, num_samples=1, u_drift=0.0
-        )
-    with pytest.raises(ValueError, match="adapt_scale"):
-        sample_ghmc(
-            jax.random.key(0),
-            _gauss,
-            jnp.zeros((2, 4)),
-            num_warmup=5,
-            num_samples=1,
-            adapt_scale=True,
-        )
     with pytest.raises(ValueError, match="algorithm"):
         sample_blackjax(
             jax.random.key(0),
