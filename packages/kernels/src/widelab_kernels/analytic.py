@@ -371,7 +371,11 @@ def kernel_fn(
         net: a layer value from ``widelab_core.layers``.
         batch_size: if given, evaluate in ``batch_size x batch_size`` tiles through
             ``widelab_core.devices.pairwise_tiled`` (only the upper triangle when
-            ``x2`` is None); memory stays bounded per tile.
+            ``x2`` is None; tiles spread over all devices, results gathered in host
+            memory); memory stays bounded per tile. Without it, kernels with more than
+            ``TILE_MIN_ENTRIES`` entries per array are still computed tile by tile, but
+            inside the one compiled program (:func:`tile_rows`), which keeps every
+            layer's intermediates in cache.
         max_tile_bytes: alternatively, a memory bound per tile.
         jit: compile the whole kernel computation with ``jax.jit`` (one compilation per
             input shape and ``get``; op-by-op execution is far slower to start). It
