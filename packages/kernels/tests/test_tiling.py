@@ -103,3 +103,23 @@ def test_float32_relu_kernels_match_float64_including_the_diagonal():
         assert a.dtype == jnp.float32
         np.testing.assert_allclose(a, b, rtol=3e-6, atol=1e-7)
         np.testing.assert_allclose(np.diag(a), np.diag(b), rtol=1e-6)
+
+
+def test_grad_through_in_program_tiles(monkeypatch):
+    """Gradients with respect to a hyperparameter go through the tiled evaluation."""
+    x64 = np.random.default_rng(2).normal(size=(10, 3))
+
+    def total(w_std):
+        x = jnp.asarray(x64)
+        net = L.serial(L.Dense(8, W_std=w_std, b_std=0.1), L.Relu(), L.Dense(1, W_std=w_std))
+        return jnp.sum(kernel_fn(net)(x, None, get="ntk"))
+
+    with jax.enable_x64(True):
+        monkeypatch.setattr(analytic, "TILE_MIN_ENTRIES", 10**12)
+        want = jax.grad(total)(1.3)
+        monkeypatch.setattr(analytic, "TILE_MIN_ENTRIES", 1)
+        monkeypatch.setattr(analytic, "TILE_ENTRIES", 9)
+        assert analytic.tile_rows(10, 10, 1) == 3
+        got = jax.grad(total)(1.3)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert abs(float(want)) > 0
