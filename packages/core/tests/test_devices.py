@@ -306,3 +306,19 @@ def test_initialize_distributed_is_idempotent_when_already_initialized(monkeypat
     info = initialize_distributed("localhost:1", num_processes=2, process_id=0)
     assert isinstance(info, DistributedInfo)
     assert info == (0, 1, 8, 8)
+
+
+def test_result_buffers_are_aligned_so_they_are_not_copied():
+    from widelab_core.devices import _aligned_empty
+
+    for shape, dtype in (((3, 5), np.float32), ((1000, 300), np.float64), ((7, 2, 3), bool)):
+        a = _aligned_empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        assert a.ctypes.data % 64 == 0
+    # On CPU an aligned host buffer becomes a jax array without a copy.
+    a = _aligned_empty((64, 64), np.float32)
+    a[:] = 1.0
+    b = jax.device_put(a, may_alias=True)
+    a[0, 0] = 7.0
+    if jax.default_backend() == "cpu":
+        assert float(b[0, 0]) == 7.0

@@ -280,6 +280,16 @@ def _pad_blocks(tree, n: int, b: int):
     return jax.tree.map(one, tree)
 
 
+def _aligned_empty(shape: tuple[int, ...], dtype, align: int = 64) -> np.ndarray:
+    """``np.empty`` whose data starts on an ``align``-byte boundary (numpy's own large
+    allocations start 16 bytes past a page, and XLA's CPU client copies those)."""
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    buf = np.empty(nbytes + align, np.uint8)
+    start = (-buf.ctypes.data) % align
+    return buf[start : start + nbytes].view(dtype).reshape(shape)
+
+
 def _put(array: np.ndarray, mesh: Mesh, spec: PartitionSpec) -> jax.Array:
     """Place a host array on ``mesh`` (works for meshes spanning several processes)."""
     sharding = NamedSharding(mesh, spec)
@@ -426,7 +436,7 @@ def pairwise_tiled(
         run = _round_fn.__wrapped__(fn, mesh, square_fn)
     sharded = PartitionSpec(tuple(mesh.axis_names))
 
-    result = [np.empty((n1, n2, *l.shape[2:]), l.dtype) for l in out_leaves]
+    result = [_aligned_empty((n1, n2, *l.shape[2:]), l.dtype) for l in out_leaves]
     flip = mirror if mirror is not None else (lambda t: np.swapaxes(t, 0, 1))
 
     def store(batch, leaves):
@@ -464,4 +474,5 @@ def pairwise_tiled(
         bar.update(len(pending[0]))
     finally:
         bar.close()
-    return jax.tree.unflatten(out_tree, [jnp.asarray(r) for r in result])
+    # 64-byte aligned host buffers become the returned arrays without a copy on CPU.
+    return jax.tree.unflatten(out_tree, [jax.device_put(r, may_alias=True) for r in result])
