@@ -215,8 +215,8 @@ class KernelFn:
         n2 = n1 if x2 is None else x2.shape[0]
         wanted = set(FIELDS + ("mask1", "mask2") if names is None else names)
         pair = [f for f in ("nngp", "ntk") if f in wanted and (f != "ntk" or compute_ntk)]
-        rows_f = [f for f in ("cov1", "mask1") if f in wanted or (f == "mask1" and names is None)]
-        cols_f = [f for f in ("cov2", "mask2") if f in wanted or (f == "mask2" and names is None)]
+        rows_f = [f for f in ("cov1", "mask1") if f in wanted]
+        cols_f = [f for f in ("cov2", "mask2") if f in wanted]
 
         def blocks(x):
             m = -(-x.shape[0] // b)
