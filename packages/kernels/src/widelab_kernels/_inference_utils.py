@@ -45,10 +45,16 @@ def _check_finite(x, what: str, ok=None) -> None:
         raise ValueError(f"{what} has non-finite entries (first at index {tuple(bad)})")
 
 
-def _as_float(x, what: str) -> jax.Array:
+def _float_array(x) -> jax.Array:
+    """``x`` as a jax array of a floating dtype (integers become the default float)."""
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(jnp.result_type(float))
+    return x
+
+
+def _as_float(x, what: str) -> jax.Array:
+    x = _float_array(x)
     _check_finite(x, what)
     return x
 
@@ -87,9 +93,7 @@ def _symmetrized(k) -> jax.Array:
 def _square(k, n: int, what: str) -> jax.Array:
     """``k`` as a finite, symmetric ``(n, n)`` float matrix (symmetrized if the checked
     rows show rounding-level asymmetry; an error if they show more)."""
-    k = jnp.asarray(k)
-    if not jnp.issubdtype(k.dtype, jnp.inexact):
-        k = k.astype(jnp.result_type(float))
+    k = _float_array(k)  # finiteness is checked below, with the other reductions
     if k.shape != (n, n):
         raise ValueError(f"{what} must have shape ({n}, {n}) to match y_train, got {k.shape}")
     if isinstance(k, jax.core.Tracer):

@@ -294,7 +294,7 @@ def gradient_descent_mse(
             f_tr = jnp.broadcast_to(yf, lead + yf.shape)
             f_te = None
             if kt is not None:
-                d = kt @ jsl.cho_solve((chol(), True), resid)
+                d = kt @ _cho_solve(chol(), resid)
                 f_te = jnp.broadcast_to(ft0 + d, lead + ft0.shape)
         else:
             evals, evecs = eig()
