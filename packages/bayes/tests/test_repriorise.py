@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import multivariate_normal
 from widelab_bayes.model import BNN, ModelError
 from widelab_bayes.repriorise import Repriorised
@@ -55,10 +56,14 @@ def test_direct_density_equals_collapsed_and_logdet_matches_jacobian(make, width
                 rep.log_det(p["hidden"]),
                 rep.from_raw(raw)["phi"],
                 rep.predict(p) - rep.model.apply(raw),
+                rep.log_hidden_density(p["hidden"]),
             )
 
-        direct, collapsed, jac_logdet, logdet, phi_back, pred_diff = everything(p)
+        direct, collapsed, jac_logdet, logdet, phi_back, pred_diff, hidden = everything(p)
         np.testing.assert_allclose(direct, collapsed, rtol=1e-11)
+        # the theta factor: what is left after the exact N(0, I) density of phi
+        log_phi = np.sum(stats.norm.logpdf(np.asarray(p["phi"])))
+        np.testing.assert_allclose(direct - log_phi, hidden, rtol=1e-11)
         np.testing.assert_allclose(jac_logdet, logdet, rtol=1e-10)
         np.testing.assert_allclose(phi_back, p["phi"], atol=1e-10)
         np.testing.assert_allclose(pred_diff, 0.0, atol=1e-12)

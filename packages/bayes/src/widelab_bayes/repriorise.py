@@ -226,9 +226,7 @@ class Repriorised:
     def init(self, key: jax.Array) -> Params:
         """Hidden parameters from the prior and ``phi ~ N(0, I)``."""
         k1, k2 = jax.random.split(key)
-        hidden = self.model.init(k1)["hidden"]
-        shape = (self.n_readout_rows, self.model.out_dim)
-        return {"hidden": hidden, "phi": jax.random.normal(k2, shape, self.model.y.dtype)}
+        return {"hidden": self.model.init(k1)["hidden"], "phi": self.draw_phi(k2)}
 
     def to_raw(self, params: Params) -> Params:
         """Raw BNN params ``{"hidden", "readout"}`` from repriorised ones."""
@@ -268,6 +266,26 @@ class Repriorised:
             logdet, quad = spd_logdet_quad(C, y)
         return -0.5 * quad - 0.5 * k * logdet - 0.5 * n * k * math.log(2 * math.pi)
 
+    def log_hidden_density(self, hidden: Any) -> jax.Array:
+        """Unnormalised log posterior of the hidden parameters alone, readout integrated out.
+
+        ``log p(theta) + log N(y; 0, Phi Phi^T + sigma^2 I)``: the ``theta`` factor of
+        :meth:`log_density`. Sampling ``theta`` from it and drawing ``phi ~ N(0, I)``
+        afresh (:meth:`draw_phi`) gives exact joint posterior draws of ``(theta, phi)``
+        for each ``theta`` draw: a collapsed Gibbs sampler, which
+        :func:`~widelab_bayes.studies.sample_bnn` runs as ``"collapsed-ghmc"``.
+        """
+        return self.model.log_prior(hidden) + self.log_marginal_likelihood(hidden)
+
+    def draw_phi(self, key: jax.Array) -> jax.Array:
+        """``phi ~ N(0, I)`` of shape ``(p, k)``: its exact posterior, whatever ``theta`` is.
+
+        With :meth:`to_raw` this is an exact draw of the readout from its conditional
+        posterior ``N(G^{-1} Phi^T y, sigma^2 G^{-1})`` given the hidden parameters.
+        """
+        shape = (self.n_readout_rows, self.model.out_dim)
+        return jax.random.normal(key, shape, self.model.y.dtype)
+
     def log_density(self, params: Params) -> jax.Array:
         """Log density on ``(theta, phi)`` the sampler sees (fast, collapsed form).
 
@@ -278,8 +296,7 @@ class Repriorised:
         self._check_phi(params["phi"])
         phi = params["phi"]
         log_phi = -0.5 * jnp.sum(phi * phi) - 0.5 * phi.size * math.log(2 * math.pi)
-        hidden_prior = self.model.log_prior(params["hidden"])
-        return hidden_prior + log_phi + self.log_marginal_likelihood(params["hidden"])
+        return log_phi + self.log_hidden_density(params["hidden"])
 
     def log_density_direct(self, params: Params) -> jax.Array:
         """``log p(theta, w) + log p(y | theta, w) + log|det dw/dphi|`` at ``w = w(theta, phi)``.

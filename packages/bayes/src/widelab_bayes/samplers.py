@@ -194,18 +194,24 @@ def _welford(carry, x):
     return n, mean, m2
 
 
-def _draws(advance, states, init_positions, key, num_samples, project):
+def _draws(advance, states, init_positions, key, num_samples, project, project_key=False):
     """Scan ``num_samples`` stored draws; ``advance(states, k) -> (states, stats)``.
 
-    Every stored position feeds the per-chain Welford moments and ``project``.
-    Returns ``(projections, (n, mean, m2), stats)`` stacked over draws.
+    Every stored position feeds the per-chain Welford moments and ``project`` (called
+    as ``project(position, key)`` with a fresh key per chain and draw when
+    ``project_key``). Returns ``(projections, (n, mean, m2), stats)`` stacked over draws.
     """
+    chains = init_positions.shape[0]
 
     def body(carry, k):
         states, mom = carry
-        states, stats = advance(states, k)
+        k_adv, k_proj = jax.random.split(k)
+        states, stats = advance(states, k_adv)
         mom = jax.vmap(_welford)(mom, states.position)
-        proj = jax.vmap(project)(states.position)
+        if project_key:
+            proj = jax.vmap(project)(states.position, jax.random.split(k_proj, chains))
+        else:
+            proj = jax.vmap(project)(states.position)
         return (states, mom), (proj, stats)
 
     zeros = jnp.zeros_like(init_positions)
@@ -299,6 +305,7 @@ def sample_ghmc(
     adapt_scale: bool = False,
     u_drift: float | None = None,
     thin: int = 1,
+    project_key: bool = False,
 ) -> SampleResult:
     """Run generalised HMC on many chains at once (vmap), storing only projections.
 
@@ -329,6 +336,11 @@ def sample_ghmc(
             :func:`ghmc_step`); ``None`` for the standard accept/reject rule.
         thin: transitions per stored draw (the projection is evaluated only on
             stored draws, which matters when it is costlier than a gradient).
+        project_key: call ``project(position, key)`` with a fresh ``jax.random`` key
+            for every chain and stored draw. This is how a collapsed (Gibbs) sampler
+            stores draws of variables the chain integrates out, e.g. the readout of
+            :class:`~widelab_bayes.repriorise.Repriorised` drawn exactly given the
+            hidden weights.
 
     Returns:
         A :class:`SampleResult`; one gradient evaluation per transition, so
@@ -421,7 +433,9 @@ def sample_ghmc(
             )
             return states, (acc / thin, div, nonfinite)
 
-        proj, mom, stats = _draws(advance, states, init_positions, k_samp, num_samples, project)
+        proj, mom, stats = _draws(
+            advance, states, init_positions, k_samp, num_samples, project, project_key
+        )
         return proj, mom, stats, eps, scale
 
     (proj, mom, stats, eps, scale), seconds, compile_s = _timed(run, key, init_positions)
@@ -451,6 +465,7 @@ def sample_blackjax(
     num_integration_steps: int = 10,
     target_accept: float = 0.8,
     per_chain_adaptation: bool = True,
+    project_key: bool = False,
 ) -> SampleResult:
     """Baseline: blackjax NUTS or HMC, many chains with vmap.
 
@@ -470,6 +485,7 @@ def sample_blackjax(
         target_accept: target acceptance rate of the adaptation.
         per_chain_adaptation: adapt each chain on its own (default) rather than
             chain 0 for all.
+        project_key: as in :func:`sample_ghmc`.
 
     Returns:
         A :class:`SampleResult` (``step_size`` is the mean over chains;
@@ -518,7 +534,9 @@ def sample_blackjax(
             states, info = jax.vmap(step_one)(jax.random.split(k, chains), states, params)
             return states, (info.acceptance_rate, info.is_divergent, info.num_integration_steps)
 
-        proj, mom, stats = _draws(advance, states, init_positions, k_samp, num_samples, project)
+        proj, mom, stats = _draws(
+            advance, states, init_positions, k_samp, num_samples, project, project_key
+        )
         return proj, mom, stats, jnp.mean(params["step_size"]), warm_grads
 
     (proj, mom, stats, eps, warm_grads), seconds, compile_s = _timed(run, key, init_positions)

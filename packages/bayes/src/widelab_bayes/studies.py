@@ -1,8 +1,9 @@
 """Studies shared by the report, the ``widelab bayes`` command and the benchmark.
 
 * :func:`ess_vs_width`: function-space ESS per gradient and per second of repriorised
-  generalised HMC against sampling the plain parameterization (GHMC or blackjax NUTS)
-  on one-hidden-layer ReLU regression, across widths (Hron et al. 2022, Fig. 3).
+  generalised HMC (joint, or collapsed with the readout drawn exactly) against sampling
+  the plain parameterization (GHMC or blackjax NUTS) on one-hidden-layer ReLU
+  regression, across widths (Hron et al. 2022, Fig. 3).
 * :func:`mmd_vs_width`: MMD^2 between prior function samples of finite ReLU networks
   and their NNGP limit, across widths and depths (Matthews et al. 2018, Fig. 2).
 """
@@ -24,6 +25,7 @@ from .repriorise import Repriorised
 from .samplers import SampleResult, flat_logdensity, sample_blackjax, sample_ghmc
 
 W_STD, B_STD = 1.5, 0.1
+METHODS = ("repriorised-ghmc", "collapsed-ghmc", "collapsed-nuts", "plain-ghmc", "plain-nuts")
 
 
 def toy_regression(n: int, seed: int = 0, noise_std: float = 0.1):
@@ -122,7 +124,13 @@ def sample_bnn(
     Args:
         key: a ``jax.random`` key.
         width: hidden width of the one-hidden-layer ReLU network.
-        method: ``"repriorised-ghmc"``, ``"plain-ghmc"`` or ``"plain-nuts"``.
+        method: one of :data:`METHODS`. ``"repriorised-ghmc"`` is the sampler of Hron
+            et al. 2022: GHMC on the repriorised ``(theta, phi)``. ``"collapsed-ghmc"``
+            runs the same GHMC on the hidden parameters alone, with the readout
+            integrated out (:meth:`~widelab_bayes.repriorise.Repriorised.log_hidden_density`),
+            and draws ``phi ~ N(0, I)`` (its exact posterior) afresh for every stored
+            draw. ``"collapsed-nuts"`` does the same with blackjax NUTS. ``"plain-ghmc"``
+            and ``"plain-nuts"`` sample the raw parameters.
         n_data: number of regression points.
         noise_std: likelihood noise.
         chains: chains run together with vmap.
@@ -147,8 +155,8 @@ def sample_bnn(
     Raises:
         ValueError: unknown method.
     """
-    if method not in ("repriorised-ghmc", "plain-ghmc", "plain-nuts"):
-        raise ValueError(f"unknown method {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     if data is None:
         x, y, x_test = toy_regression(n_data, seed, noise_std)
     else:
@@ -161,18 +169,34 @@ def sample_bnn(
     xt = jnp.asarray(x_test, dtype)
     k_init, k_run = jax.random.split(key)
     init_keys = jax.random.split(k_init, chains)
+    collapsed = method.startswith("collapsed")
     if method.startswith("repriorised"):
         rep = Repriorised(model)
         ld, ravel, unravel = flat_logdensity(rep.log_density, rep.init(init_keys[0]))
         init = jnp.stack([ravel(rep.init(k)) for k in init_keys])
         project = lambda v: rep.predict(unravel(v), xt)[:, 0] @ P
+    elif collapsed:
+        rep = Repriorised(model)
+        hidden0 = rep.init(init_keys[0])["hidden"]
+        ld, ravel, unravel = flat_logdensity(rep.log_hidden_density, hidden0)
+        init = jnp.stack([ravel(rep.init(k)["hidden"]) for k in init_keys])
+
+        def project(v, k):
+            params = {"hidden": unravel(v), "phi": rep.draw_phi(k)}
+            return rep.predict(params, xt)[:, 0] @ P
     else:
         ld, ravel, unravel = flat_logdensity(model.log_density, model.init(init_keys[0]))
         init = jnp.stack([ravel(model.init(k)) for k in init_keys])
         project = lambda v: model.apply(unravel(v), xt)[:, 0] @ P
     if method.endswith("nuts"):
         res = sample_blackjax(
-            k_run, ld, init, num_warmup=num_warmup, num_samples=num_samples, project=project
+            k_run,
+            ld,
+            init,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            project=project,
+            project_key=collapsed,
         )
     else:
         res = sample_ghmc(
@@ -187,6 +211,7 @@ def sample_bnn(
             u_drift=u_drift,
             target_accept=target_accept,
             adapt_scale=adapt_scale,
+            project_key=collapsed,
         )
     return _summarise(method, width, res)
 
