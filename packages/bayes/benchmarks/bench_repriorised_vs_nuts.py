@@ -72,6 +72,11 @@ def gradient_ms(width: int, n_data: int, noise: float, chains: int, b_std: float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--widths", default="64,256,1024")
+    ap.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="comma-separated subset (the gain tables need all of them)",
+    )
     ap.add_argument("--n-data", type=int, default=100)
     ap.add_argument("--noise", type=float, default=0.3)
     ap.add_argument("--b-std", type=float, default=0.1, help="bias scale of every layer")
@@ -91,6 +96,9 @@ def main() -> None:
     ap.add_argument("--nuts-samples", type=int, default=200)
     args = ap.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
+    methods = args.methods.split(",")
+    if unknown := set(methods) - set(METHODS):
+        ap.error(f"unknown methods {sorted(unknown)}; expected some of {METHODS}")
     print(
         f"jax {jax.__version__}, {jax.default_backend()}, {len(os.sched_getaffinity(0))} of "
         f"{os.cpu_count()} CPUs usable, load average {os.getloadavg()[0]:.1f}"
@@ -109,7 +117,7 @@ def main() -> None:
     rows, by = [], {}
     key = jax.random.key(0)
     for w in widths:
-        for method in METHODS:
+        for method in methods:
             key, sub = jax.random.split(key)
             nuts = method.endswith("nuts")
             thin = 1 if nuts else args.collapsed_thin if method == "collapsed-ghmc" else args.thin
@@ -143,6 +151,8 @@ def main() -> None:
     print("\n" + " | ".join(HEADER))
     for r in rows:
         print(" | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r))
+    if set(methods) != set(METHODS):
+        return
     print(
         "\nagainst plain NUTS: method | width | ESS/grad gain | ESS/s gain | ESS/s gain, "
         "post-warm-up (est.) | gradient cost / plain"

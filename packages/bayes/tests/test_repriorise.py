@@ -154,3 +154,28 @@ def test_tril_inverse_blocks():
         a = jax.random.normal(jax.random.key(9), (70, 70))
         L = jnp.tril(a) + 10 * jnp.eye(70)
         np.testing.assert_allclose(tril_inverse(L, leaf=8) @ L, jnp.eye(70), atol=1e-12)
+
+
+@pytest.mark.parametrize("width, form", [(3, "primal"), (20, "dual")])
+def test_every_matrix_product_runs_at_full_precision(width, form):
+    """GPUs default to TF32 float32 products, too coarse for the repriorised density
+    (GHMC's step collapsed on an H100). Every dot in the density, its gradient, the
+    collapsed density and the predictions must ask for HIGHEST precision."""
+    x, y = _data()
+    rep = Repriorised(BNN(_fc(width), x, y, noise_std=0.3), form=form)
+    p = rep.init(jax.random.key(0))
+
+    def everything(p):
+        return (
+            jax.value_and_grad(rep.log_density)(p),
+            jax.grad(rep.log_hidden_density)(p["hidden"]),
+            rep.predict(p),
+            rep.from_raw(rep.to_raw(p)),
+        )
+
+    text = jax.jit(everything).lower(p).as_text()
+    dots = [line for line in text.splitlines() if "dot_general" in line]
+    assert len(dots) > 10
+    assert all("precision = [HIGHEST, HIGHEST]" in line for line in dots), [
+        line for line in dots if "HIGHEST, HIGHEST" not in line
+    ][:3]

@@ -36,6 +36,7 @@ gradient of the density goes through a hand-written VJP (:func:`spd_logdet_quad`
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Literal
 
@@ -48,6 +49,26 @@ from .model import BNN, ModelError, Params
 Form = Literal["auto", "primal", "dual"]
 
 
+def _highest(fn):
+    """Trace ``fn`` with every matrix product at full float32 precision.
+
+    On GPUs JAX's default float32 matmul uses TF32 (about 3 decimal digits), and on TPUs
+    bfloat16 passes. The repriorised density subtracts nearly equal quadratic forms and
+    divides by ``sigma^2``; in TF32 its rounding noise was large enough that GHMC's step
+    size collapsed (measured on an H100: width 64, step 0.006 against 0.07 on CPU). CPUs
+    compute float32 products exactly either way, so this costs nothing there. The
+    precision is recorded at trace time, and gradients inherit it.
+    """
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with jax.default_matmul_precision("highest"):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+@_highest
 def tril_inverse(L: jax.Array, leaf: int = 16) -> jax.Array:
     """Inverse of a lower-triangular matrix by recursive 2 x 2 blocking.
 
@@ -78,6 +99,7 @@ def spd_logdet_quad(M: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
     return _logdet_quad_fwd(M, b)[0]
 
 
+@_highest
 def _logdet_quad_fwd(M, b):
     chol = jnp.linalg.cholesky(M)
     chol_inv = tril_inverse(chol)
@@ -86,6 +108,7 @@ def _logdet_quad_fwd(M, b):
     return (logdet, jnp.sum(b * alpha)), (chol_inv, alpha)
 
 
+@_highest
 def _logdet_quad_bwd(res, g):
     chol_inv, alpha = res
     g_logdet, g_quad = g
@@ -132,6 +155,7 @@ class Repriorised:
         self.form = form
 
     # ------------------------------------------------------------------ design
+    @_highest
     def design(self, hidden: Any, x=None) -> jax.Array:
         """Scaled design ``Phi = [W_std h / sqrt(width), b_std 1]`` of shape ``(n, p)``."""
         m = self.model
@@ -155,6 +179,7 @@ class Repriorised:
         return w
 
     # ------------------------------------------------------ conditional posterior
+    @_highest
     def _primal(self, Phi):
         s2 = self.model.noise_std**2
         G = Phi.T @ Phi + s2 * jnp.eye(Phi.shape[1], dtype=Phi.dtype)
@@ -163,6 +188,7 @@ class Repriorised:
         mean = chol_inv.T @ (chol_inv @ (Phi.T @ self.model.y))
         return mean, chol, chol_inv
 
+    @_highest
     def _dual(self, Phi):
         s = self.model.noise_std
         B = Phi / s
@@ -178,6 +204,7 @@ class Repriorised:
         Phi = self.design(hidden)
         return (self._primal(Phi) if self.form == "primal" else self._dual(Phi))[0]
 
+    @_highest
     def readout_rows(self, hidden: Any, phi: jax.Array) -> jax.Array:
         """The stacked readout ``w(theta, phi)`` of shape ``(p, k)`` (see module doc)."""
         self._check_phi(phi)
@@ -190,6 +217,7 @@ class Repriorised:
         shifted_inv = tril_inverse(chol + jnp.eye(n, dtype=chol.dtype))
         return mean + phi - B.T @ (chol_inv.T @ (shifted_inv @ (B @ phi)))
 
+    @_highest
     def phi_from_readout_rows(self, hidden: Any, w: jax.Array) -> jax.Array:
         """Inverse map: the ``phi`` whose readout is ``w`` (shape ``(p, k)``)."""
         Phi = self.design(hidden)
@@ -202,6 +230,7 @@ class Repriorised:
         r = w - mean
         return r + B.T @ (shifted_inv_t @ (B @ r))
 
+    @_highest
     def log_det(self, hidden: Any) -> jax.Array:
         """``log |det d w / d phi|`` over all ``k`` output columns.
 
@@ -238,12 +267,14 @@ class Repriorised:
         w = self._stack_rows(raw["readout"])
         return {"hidden": raw["hidden"], "phi": self.phi_from_readout_rows(raw["hidden"], w)}
 
+    @_highest
     def predict(self, params: Params, x=None) -> jax.Array:
         """Network outputs ``Phi(x) w(theta, phi)`` of shape ``(n, k)``."""
         w = self.readout_rows(params["hidden"], params["phi"])
         return self.design(params["hidden"], x) @ w
 
     # --------------------------------------------------------------- densities
+    @_highest
     def log_marginal_likelihood(self, hidden: Any) -> jax.Array:
         """``sum_c log N(y_c; 0, Phi Phi^T + sigma^2 I)``: the readout integrated out.
 
