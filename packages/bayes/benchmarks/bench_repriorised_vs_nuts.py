@@ -84,12 +84,7 @@ def main() -> None:
     ap.add_argument("--ghmc-warmup", type=int, default=500)
     ap.add_argument("--ghmc-samples", type=int, default=2000)
     ap.add_argument("--thin", type=int, default=10, help="GHMC transitions per stored draw")
-    ap.add_argument(
-        "--collapsed-thin",
-        type=int,
-        default=2,
-        help="the same for collapsed GHMC (same number of transitions in all)",
-    )
+    ap.add_argument("--collapsed-thin", type=int, default=2, help="the same, collapsed GHMC")
     ap.add_argument("--persistence", type=float, default=0.95)
     ap.add_argument("--u-drift", type=float, default=0.02, help="0: standard accept/reject")
     ap.add_argument("--nuts-warmup", type=int, default=200)

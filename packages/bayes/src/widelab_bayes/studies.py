@@ -188,30 +188,22 @@ def sample_bnn(
         ld, ravel, unravel = flat_logdensity(model.log_density, model.init(init_keys[0]))
         init = jnp.stack([ravel(model.init(k)) for k in init_keys])
         project = lambda v: model.apply(unravel(v), xt)[:, 0] @ P
+    run = dict(
+        num_warmup=num_warmup, num_samples=num_samples, project=project, project_key=collapsed
+    )
     if method.endswith("nuts"):
-        res = sample_blackjax(
-            k_run,
-            ld,
-            init,
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            project=project,
-            project_key=collapsed,
-        )
+        res = sample_blackjax(k_run, ld, init, **run)
     else:
         res = sample_ghmc(
             k_run,
             ld,
             init,
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            project=project,
+            **run,
             persistence=persistence,
             thin=thin,
             u_drift=u_drift,
             target_accept=target_accept,
             adapt_scale=adapt_scale,
-            project_key=collapsed,
         )
     return _summarise(method, width, res)
 
