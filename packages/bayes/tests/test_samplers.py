@@ -238,6 +238,16 @@ def test_bad_ghmc_input(init, kwargs, match):
 
 
 def test_bad_sampler_input():
+    for sampler in (sample_ghmc, sample_blackjax):
+        with pytest.raises(ValueError, match="project_key"):
+            sampler(
+                jax.random.key(0),
+                _gauss,
+                jnp.zeros((2, 4)),
+                num_warmup=1,
+                num_samples=1,
+                project_key=True,
+            )
     with pytest.raises(ValueError, match="algorithm"):
         sample_blackjax(
             jax.random.key(0),

@@ -238,6 +238,13 @@ def _result(proj, mom, stats, eps, seconds, compile_s, **counts) -> SampleResult
     )
 
 
+def _projection(project, project_key):
+    """``project``, or the first ``min(D, 8)`` coordinates when it is ``None``."""
+    if project is None and project_key:
+        raise ValueError("project_key=True needs a project(position, key) function")
+    return project or (lambda x: x[: min(x.shape[0], 8)])
+
+
 def _check_init(init_positions, num_warmup, num_samples):
     init_positions = jnp.asarray(init_positions)
     if init_positions.ndim != 2:
@@ -362,7 +369,7 @@ def sample_ghmc(
         raise ValueError(f"u_drift must be in (0, 1], got {u_drift}")
     if adapt_scale and num_warmup < 20:
         raise ValueError(f"adapt_scale needs num_warmup >= 20, got {num_warmup}")
-    project = project or (lambda x: x[: min(x.shape[0], 8)])
+    project = _projection(project, project_key)
     chains, dim = init_positions.shape
     dtype = init_positions.dtype
     stages = _warmup_stages(num_warmup, adapt_scale)
@@ -500,7 +507,7 @@ def sample_blackjax(
     init_positions = _check_init(init_positions, num_warmup, num_samples)
     if algorithm not in ("nuts", "hmc"):
         raise ValueError(f"algorithm must be 'nuts' or 'hmc', got {algorithm!r}")
-    project = project or (lambda x: x[: min(x.shape[0], 8)])
+    project = _projection(project, project_key)
     chains = init_positions.shape[0]
     algo = blackjax.nuts if algorithm == "nuts" else blackjax.hmc
     extra = {} if algorithm == "nuts" else {"num_integration_steps": num_integration_steps}
