@@ -237,23 +237,14 @@ def test_bad_ghmc_input(init, kwargs, match):
         sample_ghmc(jax.random.key(0), _gauss, init, **kwargs)
 
 
-def test_bad_sampler_input():
-    for sampler in (sample_ghmc, sample_blackjax):
-        with pytest.raises(ValueError, match="project_key"):
-            sampler(
-                jax.random.key(0),
-                _gauss,
-                jnp.zeros((2, 4)),
-                num_warmup=1,
-                num_samples=1,
-                project_key=True,
-            )
-    with pytest.raises(ValueError, match="algorithm"):
-        sample_blackjax(
-            jax.random.key(0),
-            _gauss,
-            jnp.zeros((2, 4)),
-            num_warmup=1,
-            num_samples=1,
-            algorithm="mala",
-        )
+@pytest.mark.parametrize(
+    "sampler, kwargs, match",
+    [
+        (sample_ghmc, {"project_key": True}, "project_key"),
+        (sample_blackjax, {"project_key": True}, "project_key"),
+        (sample_blackjax, {"algorithm": "mala"}, "algorithm"),
+    ],
+)
+def test_bad_sampler_input(sampler, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sampler(jax.random.key(0), _gauss, jnp.zeros((2, 4)), num_warmup=1, num_samples=1, **kwargs)
