@@ -16,9 +16,15 @@ from pathlib import Path
 import numpy as np
 from widelab_core.command import Command, ReportContext, ReportSection
 
-# the sampling methods of ``studies.sample_bnn`` (kept here so that building the parser
-# does not import jax; a test checks they agree)
-METHODS = ("repriorised-ghmc", "collapsed-ghmc", "collapsed-nuts", "plain-ghmc", "plain-nuts")
+from .studies import (
+    HEADER,
+    METHODS,
+    ess_vs_width,
+    mlp,
+    mmd_vs_width,
+    sample_bnn,
+    toy_regression,
+)
 
 
 def _ints(text: str) -> list[int]:
@@ -88,8 +94,6 @@ def _x64(args):
 def _run_sample(args) -> int:
     import jax
 
-    from .studies import HEADER, sample_bnn
-
     data = load_regression_csv(args.data) if args.data else None
     with _x64(args):
         run = sample_bnn(
@@ -116,8 +120,6 @@ def _run_sample(args) -> int:
 def _run_ess_width(args) -> int:
     import jax
 
-    from .studies import HEADER, ess_vs_width
-
     with _x64(args):
         runs = ess_vs_width(
             jax.random.key(args.seed),
@@ -137,8 +139,6 @@ def _run_ess_width(args) -> int:
 def _run_mmd(args) -> int:
     import jax
 
-    from .studies import mmd_vs_width
-
     rows = mmd_vs_width(
         jax.random.key(args.seed), args.widths, args.depths, num_samples=args.samples
     )
@@ -151,7 +151,6 @@ def _run_rejection(args) -> int:
 
     from .model import BNN
     from .rejection import marginalised_rejection_sample, rejection_sample
-    from .studies import mlp, toy_regression
 
     x, y, _ = toy_regression(args.n_data, args.seed, args.noise)
     with _x64(args):
@@ -315,7 +314,6 @@ def bayes_report(ctx: ReportContext) -> ReportSection:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .studies import HEADER, ess_vs_width, mmd_vs_width
 
     section = ReportSection(title="bayes: wide BNN posteriors (repriorised MCMC, GP limit)")
     t0 = time.perf_counter()
