@@ -29,23 +29,25 @@ import time
 import jax
 import jax.numpy as jnp
 from widelab_bayes.model import BNN
-from widelab_bayes.repriorise import Repriorised
 from widelab_bayes.samplers import flat_logdensity
-from widelab_bayes.studies import HEADER, METHODS, mlp, sample_bnn, toy_regression
+from widelab_bayes.studies import (
+    HEADER,
+    METHODS,
+    mlp,
+    sample_bnn,
+    sampling_coordinates,
+    toy_regression,
+)
 
 
 def gradient_ms(width: int, n_data: int, noise: float, chains: int, b_std: float, steps=200):
-    """Milliseconds per vmapped value-and-gradient of the plain and repriorised density."""
+    """Milliseconds per vmapped value-and-gradient of the plain, repriorised and collapsed
+    densities."""
     x, y, _ = toy_regression(n_data, 0, noise)
     model = BNN(mlp(width, b_std=b_std), x, y, noise_std=noise)
     out = {}
-    rep = Repriorised(model)
-    densities = (
-        ("plain", model.log_density, model.init),
-        ("repriorised", rep.log_density, rep.init),
-        ("collapsed", rep.log_hidden_density, lambda k: rep.init(k)["hidden"]),
-    )
-    for name, density, init_fn in densities:
+    for name in ("plain", "repriorised", "collapsed"):
+        density, init_fn, _ = sampling_coordinates(f"{name}-ghmc", model)
         keys = jax.random.split(jax.random.key(0), chains)
         ld, ravel, _ = flat_logdensity(density, init_fn(keys[0]))
         init = jnp.stack([ravel(init_fn(k)) for k in keys])

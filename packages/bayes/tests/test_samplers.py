@@ -248,3 +248,21 @@ def test_bad_ghmc_input(init, kwargs, match):
 def test_bad_sampler_input(sampler, kwargs, match):
     with pytest.raises(ValueError, match=match):
         sampler(jax.random.key(0), _gauss, jnp.zeros((2, 4)), num_warmup=1, num_samples=1, **kwargs)
+
+
+def test_sampling_coordinates_of_every_method():
+    """Each method's coordinates: a finite density at a prior draw, (n, k) predictions,
+    and only the collapsed methods' predictions depend on the key; unknown: an error."""
+    from widelab_bayes.studies import METHODS, mlp, sampling_coordinates
+
+    x = jnp.linspace(-1.0, 1.0, 6)[:, None]
+    model = BNN(mlp(4), x, jnp.sin(3 * x), noise_std=0.3)
+    for method in METHODS:
+        density, init_fn, predict = sampling_coordinates(method, model)
+        params = init_fn(jax.random.key(0))
+        assert np.isfinite(float(density(params)))
+        a, b = (predict(params, x[:3], jax.random.key(k)) for k in (1, 2))
+        assert a.shape == (3, 1)
+        assert bool(jnp.any(a != b)) == method.startswith("collapsed")
+    with pytest.raises(ValueError, match="unknown method"):
+        sampling_coordinates("mala", model)

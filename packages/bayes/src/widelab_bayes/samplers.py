@@ -194,6 +194,12 @@ def _welford(carry, x):
     return n, mean, m2
 
 
+def _moments0(chains: int, dim: int, dtype) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Empty per-chain Welford moments ``(count, mean, m2)``."""
+    zeros = jnp.zeros((chains, dim), dtype)
+    return jnp.zeros((chains,), dtype), zeros, zeros
+
+
 def _draws(advance, states, init_positions, key, num_samples, project, project_key=False):
     """Scan ``num_samples`` stored draws; ``advance(states, k) -> (states, stats)``.
 
@@ -214,8 +220,7 @@ def _draws(advance, states, init_positions, key, num_samples, project, project_k
             proj = jax.vmap(project)(states.position)
         return (states, mom), (proj, stats)
 
-    zeros = jnp.zeros_like(init_positions)
-    mom0 = (jnp.zeros((init_positions.shape[0],), init_positions.dtype), zeros, zeros)
+    mom0 = _moments0(*init_positions.shape, init_positions.dtype)
     (_, mom), (proj, stats) = jax.lax.scan(body, (states, mom0), jax.random.split(key, num_samples))
     return proj, mom, stats
 
@@ -392,10 +397,9 @@ def sample_ghmc(
                 u_drift,
             )
 
-        def warm(states, scale, log_eps0, n, k, collect_from):
+        def warm(states, scale, log_eps0, n, k, collect):
             da0, update = _dual_averaging(log_eps0, target_accept)
-            zeros = jnp.zeros((chains, dim), dtype)
-            mom0 = (jnp.zeros((chains,), dtype), zeros, zeros)
+            mom0 = _moments0(chains, dim, dtype)
 
             def body(carry, inp):
                 states, da, mom = carry
@@ -403,8 +407,8 @@ def sample_ghmc(
                 states, info = step(k, states, jnp.exp(da[0]), scale)
                 if adapt_step_size:
                     da = update(da, t, jnp.mean(info.acceptance_prob))
-                new_mom = jax.vmap(_welford)(mom, states.position)
-                mom = jax.tree.map(lambda a, b: jnp.where(t > collect_from, a, b), new_mom, mom)
+                if collect:
+                    mom = jax.vmap(_welford)(mom, states.position)
                 return (states, da, mom), None
 
             ts = jnp.arange(1, n + 1, dtype=dtype)
@@ -418,7 +422,7 @@ def sample_ghmc(
         scale = jnp.ones((chains, dim), dtype)
         keys = jax.random.split(k_warm, len(stages))
         for (n, collect), k in zip(stages, keys):
-            states, log_eps, mom = warm(states, scale, log_eps, n, k, 0 if collect else n)
+            states, log_eps, mom = warm(states, scale, log_eps, n, k, collect)
             if collect:
                 cnt, _, m2 = mom
                 var = m2 / cnt[:, None]
@@ -496,8 +500,9 @@ def sample_blackjax(
 
     Returns:
         A :class:`SampleResult` (``step_size`` is the mean over chains;
-        ``warmup_gradients_per_chain`` the mean over adapted chains). blackjax counts proposals with a non-finite energy as
-        divergent, so ``nonfinite`` is always 0 here and they appear in ``divergences``.
+        ``warmup_gradients_per_chain`` the mean over adapted chains). blackjax counts
+        proposals with a non-finite energy as divergent, so ``nonfinite`` is always 0
+        here and they appear in ``divergences``.
 
     Raises:
         ValueError: unknown algorithm, bad shapes or non-finite starting points.

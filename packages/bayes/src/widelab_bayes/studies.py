@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -97,6 +97,41 @@ def _summarise(method, width, res: SampleResult) -> Run:
     return Run(method, width, ess, ess / grads, ess / res.seconds, res)
 
 
+def sampling_coordinates(method: str, model: BNN) -> tuple[Callable, Callable, Callable]:
+    """What a method samples: ``(log_density, init, predict)`` on its coordinates.
+
+    ``"plain-*"``: the raw parameters. ``"repriorised-*"``: ``(theta, phi)`` of
+    :class:`~widelab_bayes.repriorise.Repriorised`. ``"collapsed-*"``: the hidden
+    parameters alone, under
+    :meth:`~widelab_bayes.repriorise.Repriorised.log_hidden_density`; their
+    ``predict`` draws ``phi ~ N(0, I)`` (its exact posterior) from its key.
+
+    Args:
+        method: one of :data:`METHODS`.
+        model: the Bayesian network.
+
+    Returns:
+        ``log_density(params)``, ``init(key) -> params`` (a prior draw) and
+        ``predict(params, x, key) -> (n, k)`` outputs (the key is used by the
+        collapsed methods only).
+
+    Raises:
+        ValueError: unknown method.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if method.startswith("plain"):
+        return model.log_density, model.init, lambda params, x, key: model.apply(params, x)
+    rep = Repriorised(model)
+    if method.startswith("repriorised"):
+        return rep.log_density, rep.init, lambda params, x, key: rep.predict(params, x)
+
+    def predict(hidden, x, key):
+        return rep.predict({"hidden": hidden, "phi": rep.draw_phi(key)}, x)
+
+    return rep.log_hidden_density, lambda key: rep.init(key)["hidden"], predict
+
+
 def sample_bnn(
     key: jax.Array,
     width: int,
@@ -155,8 +190,6 @@ def sample_bnn(
     Raises:
         ValueError: unknown method.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     if data is None:
         x, y, x_test = toy_regression(n_data, seed, noise_std)
     else:
@@ -169,28 +202,14 @@ def sample_bnn(
     xt = jnp.asarray(x_test, dtype)
     k_init, k_run = jax.random.split(key)
     init_keys = jax.random.split(k_init, chains)
-    collapsed = method.startswith("collapsed")
-    if method.startswith("repriorised"):
-        rep = Repriorised(model)
-        ld, ravel, unravel = flat_logdensity(rep.log_density, rep.init(init_keys[0]))
-        init = jnp.stack([ravel(rep.init(k)) for k in init_keys])
-        project = lambda v: rep.predict(unravel(v), xt)[:, 0] @ P
-    elif collapsed:
-        rep = Repriorised(model)
-        hidden0 = rep.init(init_keys[0])["hidden"]
-        ld, ravel, unravel = flat_logdensity(rep.log_hidden_density, hidden0)
-        init = jnp.stack([ravel(rep.init(k)["hidden"]) for k in init_keys])
+    density, init_fn, predict = sampling_coordinates(method, model)
+    ld, ravel, unravel = flat_logdensity(density, init_fn(init_keys[0]))
+    init = jnp.stack([ravel(init_fn(k)) for k in init_keys])
 
-        def project(v, k):
-            params = {"hidden": unravel(v), "phi": rep.draw_phi(k)}
-            return rep.predict(params, xt)[:, 0] @ P
-    else:
-        ld, ravel, unravel = flat_logdensity(model.log_density, model.init(init_keys[0]))
-        init = jnp.stack([ravel(model.init(k)) for k in init_keys])
-        project = lambda v: model.apply(unravel(v), xt)[:, 0] @ P
-    run = dict(
-        num_warmup=num_warmup, num_samples=num_samples, project=project, project_key=collapsed
-    )
+    def project(v, k):
+        return predict(unravel(v), xt, k)[:, 0] @ P
+
+    run = dict(num_warmup=num_warmup, num_samples=num_samples, project=project, project_key=True)
     if method.endswith("nuts"):
         res = sample_blackjax(k_run, ld, init, **run)
     else:
