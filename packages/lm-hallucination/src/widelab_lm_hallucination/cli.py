@@ -64,6 +64,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
 
+    from .extraction.cli import configure as configure_extract
+
+    configure_extract(
+        sub.add_parser("extract", help="human-validated information extraction from documents")
+    )
+
 
 def _run(args: argparse.Namespace) -> int:
     try:
@@ -74,6 +80,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.lm_cmd == "extract":
+        from .extraction.cli import run as run_extract
+
+        return run_extract(args)
+
     import jax
 
     from .corpus import FactStream, Tokenizer, encode_kg
@@ -182,9 +193,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _report(ctx: ReportContext) -> ReportSection:
+    from .extraction.report import extraction_report
     from .report import lm_report
 
-    return lm_report(ctx)
+    sec = lm_report(ctx)
+    extraction_report(ctx, sec)
+    return sec
 
 
 command = Command(
