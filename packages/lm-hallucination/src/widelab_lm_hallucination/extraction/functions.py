@@ -158,8 +158,8 @@ def keyword_function(
     a match of the variable's ``pattern``, or for ``text`` variables the phrase after a
     keyword) becomes a candidate. Its confidence is
     ``unanchored + (anchored - unanchored) * exp(-gap / decay_words)``, with ``gap`` the
-    number of words between the value and the nearest keyword in the sentence (values
-    before the keyword count twice the distance). Categories and pattern matches in
+    number of words between the value and the nearest keyword in the sentence (a value
+    before its keyword counts ``2 * words + 1``). Categories and pattern matches in
     sentences without a keyword get ``unanchored``; numbers and dates need a keyword.
     When a document offers several distinct values for one variable, each value's
     confidence is multiplied by its share of the summed best confidences of all values,
@@ -204,7 +204,9 @@ def keyword_function(
                     conf = unanchored
                 else:
                     gaps = [
-                        _words_between(text, ke, s) if s >= ke else 2 * _words_between(text, e, ks)
+                        _words_between(text, ke, s)
+                        if s >= ke
+                        else 2 * _words_between(text, e, ks) + 1
                         for ks, ke in kws
                         if not (ks < e and s < ke)
                     ]
