@@ -304,8 +304,9 @@ class _JaxNominator(Nominator):
         params = self.init_params(
             np.random.default_rng(self.seed), fu_all.shape[1], gi.shape[1], n_pad
         )
-        step, opt = _train_step(type(self).score, self.learning_rate, self.l2)
-        opt_state = opt.init(params)
+        step = _train_step(type(self).score)
+        opt_state = optax.adam(self.learning_rate).init(params)
+        lr, l2 = jnp.float32(self.learning_rate), jnp.float32(self.l2)
         rng = np.random.default_rng(self.seed)
         bs = min(self.batch_size, n_users)
         n_batches = -(-n_users // bs)
@@ -318,7 +319,14 @@ class _JaxNominator(Nominator):
                 y = np.zeros((bs, n_pad), np.float32)
                 y[:, :n_items] = binary[rows].toarray()
                 params, opt_state, _ = step(
-                    params, opt_state, jnp.asarray(fu_all[rows]), gi, jnp.asarray(y), n_items
+                    params,
+                    opt_state,
+                    jnp.asarray(fu_all[rows]),
+                    gi,
+                    jnp.asarray(y),
+                    n_items,
+                    lr,
+                    l2,
                 )
         self.params = jax.tree.map(np.asarray, params)
         return self
@@ -387,14 +395,18 @@ def _jit_embed(fn):
     return _JIT_CACHE[key]
 
 
-def _train_step(score, learning_rate: float, l2: float):
-    """A jitted Adam step on the multinomial likelihood, cached per model and settings."""
-    cache_key = ("train", score, learning_rate, l2)
+def _train_step(score):
+    """A jitted Adam step on the multinomial likelihood, cached per model class.
+
+    The learning rate and the weight decay are traced arguments (Adam's state does not
+    depend on them), so nominators with different settings share one compiled step and
+    the cache holds at most one entry per model class.
+    """
+    cache_key = ("train", score)
     if cache_key not in _JIT_CACHE:
-        opt = optax.adam(learning_rate)
 
         @jax.jit
-        def step(params, opt_state, fu, gi, y, n_valid):
+        def step(params, opt_state, fu, gi, y, n_valid, learning_rate, l2):
             def loss_fn(p):
                 s = score(p, fu, gi)
                 valid = (jnp.arange(s.shape[1]) < n_valid)[None, :]
@@ -405,10 +417,10 @@ def _train_step(score, learning_rate: float, l2: float):
                 return nll + l2 * reg
 
             loss, g = jax.value_and_grad(loss_fn)(params)
-            upd, opt_state = opt.update(g, opt_state, params)
+            upd, opt_state = optax.adam(learning_rate).update(g, opt_state, params)
             return optax.apply_updates(params, upd), opt_state, loss
 
-        _JIT_CACHE[cache_key] = (step, opt)
+        _JIT_CACHE[cache_key] = step
     return _JIT_CACHE[cache_key]
 
 
