@@ -18,6 +18,7 @@ from .bandits import (
     simulate_regret,
     synchronise,
 )
+from .evaluation import auc_at_k, leave_k_out_split, map_at_k, ranking_metrics_at_k
 from .features import svd_features
 from .metrics import (
     RankingMetrics,
@@ -46,6 +47,10 @@ from .two_stage import TwoStageRecommender, recommend_all
 __version__ = "0.1.0"
 __all__ = [
     "ALSNominator",
+    "auc_at_k",
+    "leave_k_out_split",
+    "map_at_k",
+    "ranking_metrics_at_k",
     "BanditInstance",
     "LinUCBState",
     "PlantedData",
