@@ -98,6 +98,15 @@ class Nominator:
         """``(config, arrays)`` from which :func:`nominator_from_state` rebuilds the model."""
         raise NotImplementedError
 
+    def recalculate_user(self, userid, user_items, *, user_features=None) -> np.ndarray:
+        """User embeddings ``(n, r)`` computed from ``user_items`` rows alone (implicit's
+        ``recalculate_user``), matching the item side of :meth:`embeddings`."""
+        raise NotImplementedError(f"{type(self).__name__} does not support recalculate_user")
+
+    def partial_fit_users(self, userids, user_items, *, user_features=None) -> None:
+        """Refit (or add) the given users from their pool rows without a full refit."""
+        raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_users")
+
     def embeddings(self, userids, *, user_features=None):
         """``(U (n, r), V (n_pool, r))`` with scores ``U Vᵀ``, or None if not factorised.
 
@@ -159,6 +168,61 @@ class _ImplicitNominator(Nominator):
             np.asarray(self.model.user_factors)[np.asarray(userids)],
             np.asarray(self.model.item_factors),
         )
+
+    def _fitted(self):
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        return self.model
+
+    def recommend(
+        self,
+        userid,
+        user_items,
+        N=10,
+        filter_already_liked_items=True,
+        filter_items=None,
+        recalculate_user=False,
+        items=None,
+    ):
+        """implicit's ``recommend`` on the pool (pool-local ids), BLAS single-threaded."""
+        with single_threaded_blas():
+            return self._fitted().recommend(
+                userid,
+                user_items,
+                N=N,
+                filter_already_liked_items=filter_already_liked_items,
+                filter_items=filter_items,
+                recalculate_user=recalculate_user,
+                items=items,
+            )
+
+    def similar_items(
+        self, itemid, N=10, recalculate_item=False, item_users=None, filter_items=None, items=None
+    ):
+        """implicit's ``similar_items`` (cosine on item factors, pool-local ids)."""
+        with single_threaded_blas():
+            return self._fitted().similar_items(
+                itemid, N, recalculate_item, item_users, filter_items, items
+            )
+
+    def similar_users(self, userid, N=10, filter_users=None, users=None):
+        """implicit's ``similar_users`` (cosine on user factors)."""
+        with single_threaded_blas():
+            return self._fitted().similar_users(userid, N, filter_users, users)
+
+    def recalculate_user(self, userid, user_items, *, user_features=None):
+        with single_threaded_blas():
+            return np.atleast_2d(self._fitted().recalculate_user(userid, sp.csr_matrix(user_items)))
+
+    def partial_fit_users(self, userids, user_items, *, user_features=None):
+        with single_threaded_blas():
+            self._fitted().partial_fit_users(np.asarray(userids), sp.csr_matrix(user_items))
+
+    def partial_fit_items(self, itemids, item_users):
+        """implicit's ``partial_fit_items``: (re)fit pool items from their ``(items, users)``
+        rows; new ids extend the pool."""
+        with single_threaded_blas():
+            self._fitted().partial_fit_items(np.asarray(itemids), sp.csr_matrix(item_users))
 
     def _config(self):
         return {
@@ -253,6 +317,21 @@ class BPRNominator(_ImplicitNominator):
             regularization=self.regularization,
             iterations=self.iterations,
             random_state=self.random_state,
+        )
+
+    def recalculate_user(self, userid, user_items, *, user_features=None):
+        raise NotImplementedError(
+            "BPRNominator does not support recalculate_user (nor does implicit's BPR)"
+        )
+
+    def partial_fit_users(self, userids, user_items, *, user_features=None):
+        raise NotImplementedError(
+            "BPRNominator does not support partial_fit_users (nor does implicit's BPR)"
+        )
+
+    def partial_fit_items(self, itemids, item_users):
+        raise NotImplementedError(
+            "BPRNominator does not support partial_fit_items (nor does implicit's BPR)"
         )
 
     def _config(self):
@@ -355,6 +434,15 @@ class _JaxNominator(Nominator):
         b = np.asarray(p["b"])[:n, None] if "b" in p else np.zeros((n, 1), np.float32)
         v = np.hstack([np.asarray(ei)[:n], b])
         return u, v
+
+    def recalculate_user(self, userid, user_items, *, user_features=None):
+        if user_features is None:
+            raise ValueError(f"{type(self).__name__}.recalculate_user needs user_features")
+        n = np.asarray(user_features).shape[0]
+        return self.embeddings(np.arange(n), user_features=user_features)[0]
+
+    def partial_fit_users(self, userids, user_items, *, user_features=None):
+        """Nothing to fit: the user side is a function of the user's features."""
 
     def _config(self):
         return {
