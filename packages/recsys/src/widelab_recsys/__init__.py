@@ -6,7 +6,7 @@ recommender systems", NeurIPS 2021; the same authors, "Exploration in two-stage
 recommender systems", REVEAL workshop 2020.
 """
 
-from .bandit_reference import linucb_numpy_incremental, linucb_reference
+from .bandit_reference import linucb_numpy_incremental, linucb_reference, two_stage_reference
 from .bandits import (
     BanditInstance,
     LinUCBState,
@@ -90,4 +90,5 @@ __all__ = [
     "recommend_all",
     "svd_features",
     "topk_filtered",
+    "two_stage_reference",
 ]
