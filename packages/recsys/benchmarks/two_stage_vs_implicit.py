@@ -5,8 +5,9 @@ implicit confidences), 64 factors, measured side by side in one process:
 
     cd /work/main && uv run python packages/recsys/benchmarks/two_stage_vs_implicit.py
 
-Prints wall-clock seconds for fitting and users/s for recommending N=10 to every user
-(filtering already-liked items). BLAS is limited to one thread around implicit, as implicit
+Prints wall-clock seconds for fitting, users/s for recommending N=10 to every user
+(filtering already-liked items), items/s for ``similar_items`` of every item (N=10), and
+the time to partial-fit ``--new-users`` users against a full refit. BLAS is limited to one thread around implicit, as implicit
 recommends; implicit itself uses all cores (num_threads=0) in both systems.
 """
 
@@ -27,6 +28,7 @@ def main() -> None:
     ap.add_argument("--pools", type=int, default=4)
     ap.add_argument("--k", type=int, default=50)
     ap.add_argument("--ranker-epochs", type=int, default=2)
+    ap.add_argument("--new-users", type=int, default=1000)
     args = ap.parse_args()
 
     from implicit.cpu.als import AlternatingLeastSquares
@@ -50,8 +52,14 @@ def main() -> None:
         t = time.perf_counter()
         als.recommend(users, m, N=10, filter_already_liked_items=True)
         t_als_rec = time.perf_counter() - t
+        all_items = np.arange(m.shape[1])
+        als.similar_items(all_items[:64], N=10)
+        t = time.perf_counter()
+        als.similar_items(all_items, N=10)
+        t_als_sim = time.perf_counter() - t
     print(f"implicit ALS fit                      {t_als:8.2f} s")
     print(f"implicit ALS recommend (all users)    {m.shape[0] / t_als_rec:8.0f} users/s")
+    print(f"implicit ALS similar_items (all)      {m.shape[1] / t_als_sim:8.0f} items/s")
 
     for factors in sorted({args.factors, args.factors // 2}, reverse=True):
         model = TwoStageRecommender(
@@ -76,7 +84,7 @@ def main() -> None:
         print(f"two-stage full fit (features, pools, nominators, ranker) {t_total:8.2f} s")
         for k in (args.k, args.k // 2):
             model.candidates_per_nominator = k
-            model.recommend(users[:256], m[:256], N=10)  # warm-up (jit, batch shape)
+            model.recommend(users, m, N=10)  # warm-up: compiles the all-users call
             t = time.perf_counter()
             model.recommend(users, m, N=10)
             t_rec = time.perf_counter() - t
@@ -84,6 +92,23 @@ def main() -> None:
                 f"two-stage recommend (all users, k={k}/nominator) "
                 f"{m.shape[0] / t_rec:8.0f} users/s ({t_als_rec / t_rec:.2f}x implicit's rate)"
             )
+        model.similar_items(all_items[:64], N=10)
+        t = time.perf_counter()
+        model.similar_items(all_items, N=10)
+        t_sim = time.perf_counter() - t
+        print(
+            f"two-stage similar_items (all)         {m.shape[1] / t_sim:8.0f} items/s "
+            f"({t_als_sim / t_sim:.2f}x implicit's rate)"
+        )
+        rows = m[: args.new_users]
+        new_ids = np.arange(m.shape[0], m.shape[0] + rows.shape[0])
+        t = time.perf_counter()
+        model.partial_fit_users(new_ids, rows)
+        t_part = time.perf_counter() - t
+        print(
+            f"two-stage partial_fit_users ({rows.shape[0]} new) {t_part:8.3f} s "
+            f"({t_total / t_part:.0f}x faster than the full fit)"
+        )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ recommender systems", NeurIPS 2021; the same authors, "Exploration in two-stage
 recommender systems", REVEAL workshop 2020.
 """
 
-from .bandit_reference import linucb_numpy_incremental, linucb_reference
+from .bandit_reference import linucb_numpy_incremental, linucb_reference, two_stage_reference
 from .bandits import (
     BanditInstance,
     LinUCBState,
@@ -18,6 +18,7 @@ from .bandits import (
     simulate_regret,
     synchronise,
 )
+from .evaluation import auc_at_k, leave_k_out_split, map_at_k, ranking_metrics_at_k
 from .features import svd_features
 from .metrics import (
     RankingMetrics,
@@ -46,6 +47,10 @@ from .two_stage import TwoStageRecommender, recommend_all
 __version__ = "0.1.0"
 __all__ = [
     "ALSNominator",
+    "auc_at_k",
+    "leave_k_out_split",
+    "map_at_k",
+    "ranking_metrics_at_k",
     "BanditInstance",
     "LinUCBState",
     "PlantedData",
@@ -85,4 +90,5 @@ __all__ = [
     "recommend_all",
     "svd_features",
     "topk_filtered",
+    "two_stage_reference",
 ]

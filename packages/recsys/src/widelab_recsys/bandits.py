@@ -145,13 +145,27 @@ def _ucb(state, alpha):
     return state.mean + alpha * jnp.sqrt(jnp.maximum(state.var, 0.0))
 
 
+def _argmax_lowest_id(values, ids):
+    """Position of the largest value; among equal values, the one with the lowest id.
+
+    The tie rule of every stage here and in :mod:`widelab_recsys.bandit_reference`:
+    ties in the UCB go to the lowest arm index, whichever stage decides, so single- and
+    two-stage runs on instances with exact ties (e.g. unit-norm arms at round 1) agree.
+    ``-inf`` values (empty pool slots) are never chosen while a finite value exists.
+    """
+    best = jnp.max(values, axis=-1, keepdims=True)
+    key = jnp.where(values == best, ids, jnp.iinfo(jnp.int32).max)
+    return jnp.argmin(key, axis=-1)
+
+
 class BanditInstance(NamedTuple):
     """A two-stage linear bandit problem.
 
     Attributes:
         features: ``(A, d)`` true arm features (seen by the ranker).
         theta: ``(d,)`` true parameter θ*.
-        pools: ``(P, n)`` arm ids of each nominator's pool (``A = P n``).
+        pools: ``(P, n)`` arm ids of each nominator's pool; pools of unequal sizes fill
+            their row's tail with ``-1`` (empty slots, never nominated).
         projections: ``(P, d, d_j)`` nominator feature maps ``Π_j``.
         warm_arms: ``(n0,)`` arms the ranker has seen before round 1 (its extra knowledge).
     """
@@ -263,13 +277,16 @@ def run_two_stage(
         warm_noise: ``(n0,)`` noise of the ranker's warm-start observations (zeros if None).
 
     Returns:
-        ``(arms (T,), regret (T,))``.
+        ``(arms (T,), regret (T,))``. Ties in a UCB go to the lowest arm index in both
+        stages (as in :func:`run_linucb`).
     """
     x, mu = inst.features, inst.features @ inst.theta
     best = jnp.max(mu)
     z_all = jnp.einsum("ad,pde->pae", x, inst.projections)  # (P, A, d_j)
     p_idx = jnp.arange(inst.pools.shape[0])
-    z_pool = z_all[p_idx[:, None], inst.pools]  # (P, n, d_j)
+    slot_ok = inst.pools >= 0
+    pools = jnp.where(slot_ok, inst.pools, 0)
+    z_pool = jnp.where(slot_ok[..., None], z_all[p_idx[:, None], pools], 0.0)  # (P, n, d_j)
     ranker = linucb_init(x, ridge)
     wn = jnp.zeros(inst.warm_arms.shape, x.dtype) if warm_noise is None else warm_noise
 
@@ -283,9 +300,10 @@ def run_two_stage(
 
     def step(carry, eps):
         ranker, noms = carry
-        local = jnp.argmax(jax.vmap(_ucb, in_axes=(0, None))(noms, alpha), axis=1)  # (P,)
-        nominees = inst.pools[p_idx, local]
-        j = jnp.argmax(_ucb(ranker, alpha)[nominees])
+        ucb = jnp.where(slot_ok, jax.vmap(_ucb, in_axes=(0, None))(noms, alpha), -jnp.inf)
+        local = _argmax_lowest_id(ucb, pools)  # (P,)
+        nominees = pools[p_idx, local]
+        j = _argmax_lowest_id(_ucb(ranker, alpha)[nominees], nominees)
         a = nominees[j]
         r = mu[a] + eps
         ranker = linucb_update(ranker, x, x[a], r)

@@ -98,6 +98,15 @@ class Nominator:
         """``(config, arrays)`` from which :func:`nominator_from_state` rebuilds the model."""
         raise NotImplementedError
 
+    def recalculate_user(self, userid, user_items, *, user_features=None) -> np.ndarray:
+        """User embeddings ``(n, r)`` computed from ``user_items`` rows alone (implicit's
+        ``recalculate_user``), matching the item side of :meth:`embeddings`."""
+        raise NotImplementedError(f"{type(self).__name__} does not support recalculate_user")
+
+    def partial_fit_users(self, userids, user_items, *, user_features=None) -> None:
+        """Refit (or add) the given users from their pool rows without a full refit."""
+        raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_users")
+
     def embeddings(self, userids, *, user_features=None):
         """``(U (n, r), V (n_pool, r))`` with scores ``U Vᵀ``, or None if not factorised.
 
@@ -159,6 +168,61 @@ class _ImplicitNominator(Nominator):
             np.asarray(self.model.user_factors)[np.asarray(userids)],
             np.asarray(self.model.item_factors),
         )
+
+    def _fitted(self):
+        if self.model is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        return self.model
+
+    def recommend(
+        self,
+        userid,
+        user_items,
+        N=10,
+        filter_already_liked_items=True,
+        filter_items=None,
+        recalculate_user=False,
+        items=None,
+    ):
+        """implicit's ``recommend`` on the pool (pool-local ids), BLAS single-threaded."""
+        with single_threaded_blas():
+            return self._fitted().recommend(
+                userid,
+                user_items,
+                N=N,
+                filter_already_liked_items=filter_already_liked_items,
+                filter_items=filter_items,
+                recalculate_user=recalculate_user,
+                items=items,
+            )
+
+    def similar_items(
+        self, itemid, N=10, recalculate_item=False, item_users=None, filter_items=None, items=None
+    ):
+        """implicit's ``similar_items`` (cosine on item factors, pool-local ids)."""
+        with single_threaded_blas():
+            return self._fitted().similar_items(
+                itemid, N, recalculate_item, item_users, filter_items, items
+            )
+
+    def similar_users(self, userid, N=10, filter_users=None, users=None):
+        """implicit's ``similar_users`` (cosine on user factors)."""
+        with single_threaded_blas():
+            return self._fitted().similar_users(userid, N, filter_users, users)
+
+    def recalculate_user(self, userid, user_items, *, user_features=None):
+        with single_threaded_blas():
+            return np.atleast_2d(self._fitted().recalculate_user(userid, sp.csr_matrix(user_items)))
+
+    def partial_fit_users(self, userids, user_items, *, user_features=None):
+        with single_threaded_blas():
+            self._fitted().partial_fit_users(np.asarray(userids), sp.csr_matrix(user_items))
+
+    def partial_fit_items(self, itemids, item_users):
+        """implicit's ``partial_fit_items``: (re)fit pool items from their ``(items, users)``
+        rows; new ids extend the pool."""
+        with single_threaded_blas():
+            self._fitted().partial_fit_items(np.asarray(itemids), sp.csr_matrix(item_users))
 
     def _config(self):
         return {
@@ -255,6 +319,21 @@ class BPRNominator(_ImplicitNominator):
             random_state=self.random_state,
         )
 
+    def recalculate_user(self, userid, user_items, *, user_features=None):
+        raise NotImplementedError(
+            "BPRNominator does not support recalculate_user (nor does implicit's BPR)"
+        )
+
+    def partial_fit_users(self, userids, user_items, *, user_features=None):
+        raise NotImplementedError(
+            "BPRNominator does not support partial_fit_users (nor does implicit's BPR)"
+        )
+
+    def partial_fit_items(self, itemids, item_users):
+        raise NotImplementedError(
+            "BPRNominator does not support partial_fit_items (nor does implicit's BPR)"
+        )
+
     def _config(self):
         return {**super()._config(), "learning_rate": self.learning_rate}
 
@@ -304,8 +383,9 @@ class _JaxNominator(Nominator):
         params = self.init_params(
             np.random.default_rng(self.seed), fu_all.shape[1], gi.shape[1], n_pad
         )
-        step, opt = _train_step(type(self).score, self.learning_rate, self.l2)
-        opt_state = opt.init(params)
+        step = _train_step(type(self).score)
+        opt_state = optax.adam(self.learning_rate).init(params)
+        lr, l2 = jnp.float32(self.learning_rate), jnp.float32(self.l2)
         rng = np.random.default_rng(self.seed)
         bs = min(self.batch_size, n_users)
         n_batches = -(-n_users // bs)
@@ -318,7 +398,14 @@ class _JaxNominator(Nominator):
                 y = np.zeros((bs, n_pad), np.float32)
                 y[:, :n_items] = binary[rows].toarray()
                 params, opt_state, _ = step(
-                    params, opt_state, jnp.asarray(fu_all[rows]), gi, jnp.asarray(y), n_items
+                    params,
+                    opt_state,
+                    jnp.asarray(fu_all[rows]),
+                    gi,
+                    jnp.asarray(y),
+                    n_items,
+                    lr,
+                    l2,
                 )
         self.params = jax.tree.map(np.asarray, params)
         return self
@@ -347,6 +434,15 @@ class _JaxNominator(Nominator):
         b = np.asarray(p["b"])[:n, None] if "b" in p else np.zeros((n, 1), np.float32)
         v = np.hstack([np.asarray(ei)[:n], b])
         return u, v
+
+    def recalculate_user(self, userid, user_items, *, user_features=None):
+        if user_features is None:
+            raise ValueError(f"{type(self).__name__}.recalculate_user needs user_features")
+        n = np.asarray(user_features).shape[0]
+        return self.embeddings(np.arange(n), user_features=user_features)[0]
+
+    def partial_fit_users(self, userids, user_items, *, user_features=None):
+        """Nothing to fit: the user side is a function of the user's features."""
 
     def _config(self):
         return {
@@ -387,14 +483,18 @@ def _jit_embed(fn):
     return _JIT_CACHE[key]
 
 
-def _train_step(score, learning_rate: float, l2: float):
-    """A jitted Adam step on the multinomial likelihood, cached per model and settings."""
-    cache_key = ("train", score, learning_rate, l2)
+def _train_step(score):
+    """A jitted Adam step on the multinomial likelihood, cached per model class.
+
+    The learning rate and the weight decay are traced arguments (Adam's state does not
+    depend on them), so nominators with different settings share one compiled step and
+    the cache holds at most one entry per model class.
+    """
+    cache_key = ("train", score)
     if cache_key not in _JIT_CACHE:
-        opt = optax.adam(learning_rate)
 
         @jax.jit
-        def step(params, opt_state, fu, gi, y, n_valid):
+        def step(params, opt_state, fu, gi, y, n_valid, learning_rate, l2):
             def loss_fn(p):
                 s = score(p, fu, gi)
                 valid = (jnp.arange(s.shape[1]) < n_valid)[None, :]
@@ -405,10 +505,10 @@ def _train_step(score, learning_rate: float, l2: float):
                 return nll + l2 * reg
 
             loss, g = jax.value_and_grad(loss_fn)(params)
-            upd, opt_state = opt.update(g, opt_state, params)
+            upd, opt_state = optax.adam(learning_rate).update(g, opt_state, params)
             return optax.apply_updates(params, upd), opt_state, loss
 
-        _JIT_CACHE[cache_key] = (step, opt)
+        _JIT_CACHE[cache_key] = step
     return _JIT_CACHE[cache_key]
 
 

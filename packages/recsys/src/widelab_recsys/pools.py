@@ -195,7 +195,7 @@ def learn_pools(
     losses = []
     for t in temps:
         order = np.resize(rng.permutation(n_users), n_batches * bs)
-        tot = 0.0
+        epoch_nll = []
         for b in range(n_batches):
             rows = order[b * bs : (b + 1) * bs]
             params, opt_state, nll = step(
@@ -205,8 +205,8 @@ def learn_pools(
                 jnp.asarray(binary[rows].toarray()),
                 jnp.float32(t),
             )
-            tot += float(nll)
-        losses.append(tot / n_batches)
+            epoch_nll.append(nll)  # stays on the device: no host sync per step
+        losses.append(jnp.mean(jnp.stack(epoch_nll)))
     g = np.asarray(gate(params, jnp.float32(temps[-1])))
     pools = _relabel_nonempty(g.argmax(axis=1).astype(np.int64), n_pools)
-    return MoEResult(pools=pools, gate=g, losses=np.asarray(losses), temperatures=temps)
+    return MoEResult(pools=pools, gate=g, losses=np.asarray(jnp.stack(losses)), temperatures=temps)

@@ -11,22 +11,20 @@ union and serves the top ``N``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
 from ._validate import check_features, check_user_items, check_userids
-from .features import svd_features
-from .nominators import ALSNominator, Nominator, nominator_from_state, topk_filtered
+from .features import fold_in_users, svd_features, user_fold_in_scale
+from .nominators import ALSNominator, Nominator, nominator_from_state
 from .pools import kmeans_pools, learn_pools, random_pools
-from .ranker import MLPRanker, score_candidates
+from .ranker import MLPRanker
+from .serving import cosine_topk, rank_union, serve
 
 __all__ = ["TwoStageRecommender"]
 
@@ -69,6 +67,7 @@ class TwoStageRecommender:
     pools: np.ndarray | None = dataclasses.field(default=None, repr=False)
     user_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    fold_in: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         if self.nominators is None:
@@ -107,6 +106,7 @@ class TwoStageRecommender:
         m = check_user_items(user_items)
         n_users, n_items = m.shape
         fu, gi = svd_features(m, self.feature_dim, seed=self.seed)
+        self.fold_in = user_fold_in_scale(m, fu, gi)
         if user_features is not None:
             fu = np.hstack([check_features(user_features, n_users, "user_features"), fu])
         if item_features is not None:
@@ -198,101 +198,268 @@ class TwoStageRecommender:
 
     def recommend(
         self,
-        userids,
+        userid,
         user_items,
         N: int = 10,
         filter_already_liked_items: bool = True,
+        filter_items=None,
+        recalculate_user: bool = False,
+        items=None,
         batch_size: int = 256,
         fused: bool = True,
     ):
         """Top-``N`` items per user: nominate, take the union, re-rank with the ranker.
 
+        Arguments and return shapes follow implicit 0.7's ``recommend``.
+
         Args:
-            userids: int or ``(n,)`` int array of user ids.
-            user_items: sparse ``(n, n_items)`` matrix, row ``r`` for ``userids[r]``
-                (implicit's convention; used for filtering).
-            N: number of items to return.
+            userid: int or ``(n,)`` int array of user ids.
+            user_items: sparse ``(n, n_items)`` CSR matrix, row ``r`` for ``userid[r]``
+                (used for filtering and, with ``recalculate_user``, as the users' data).
+            N: number of items to return (at most ``len(items)`` when ``items`` is given).
             filter_already_liked_items: never return items with a nonzero in ``user_items``.
-            batch_size: users per batch (small batches keep the ranker's gathered
-                candidate features in cache).
-            fused: score every pool from the nominators' embeddings in compiled calls (all
-                nominators here are dot-product models) and rank in one more; False
-                goes through each nominator's own ``nominate`` (implicit's ``recommend`` for
-                ALS/BPR). Both give the same items up to ties.
+            filter_items: item ids never returned to any user of the call.
+            recalculate_user: represent each user by ``user_items`` alone, as implicit
+                does: nominators recompute their user factors from the row (ALS) or from
+                SVD features folded in from the row (JAX nominators), and the ranker uses
+                the folded-in features without its per-user id embedding. Ids need not be
+                known to the model.
+            items: rank only these item ids (each nominator nominates from its pool's
+                share of them); cannot be combined with ``filter_items``.
+            batch_size: users per step of the ranker's compiled loop.
+            fused: score the pools from the nominators' embeddings (every nominator here
+                is a dot-product model; the default); False calls each nominator's own
+                ``nominate`` (implicit's ``recommend`` for ALS/BPR) and supports no
+                ``filter_items``, ``items`` or ``recalculate_user``.
 
         Returns:
-            ``(ids, scores)`` of shape ``(n, N)`` (``(N,)`` for a scalar userid); slots with
-            no candidate hold id ``-1`` and score ``-inf``.
+            ``(ids, scores)`` of shape ``(n, N)`` (``(N,)`` for a scalar ``userid``); slots
+            with no candidate hold id ``-1`` and score ``-inf``.
 
         Raises:
-            IndexError: for unknown user ids.
-            ValueError: for a ``user_items`` of the wrong shape or ``N < 1``.
+            IndexError: for unknown user ids (without ``recalculate_user``) or item ids.
+            ValueError: for a ``user_items`` of the wrong shape, ``N < 1``, or both
+                ``items`` and ``filter_items``.
         """
         self._check_fitted()
         if N < 1:
             raise ValueError(f"N must be >= 1; got {N}")
-        ids, scalar = check_userids(userids, self.user_features.shape[0])
+        n_users, n_items = self.user_features.shape[0], self.item_features.shape[0]
+        ids, scalar = check_userids(userid, np.iinfo(np.int64).max if recalculate_user else n_users)
         rows = self._check_rows(user_items, len(ids))
-        out_ids = np.empty((len(ids), N), dtype=np.int64)
-        out_sc = np.empty((len(ids), N), dtype=np.float32)
-        if fused and all(
-            nom.embeddings(ids[:1], user_features=self.user_features) is not None
+        blocked = self._blocked_items(filter_items, items, n_items)
+        if items is not None:
+            N = min(N, len(np.unique(np.asarray(items))))
+        fused = fused and all(
+            nom.embeddings(np.zeros(1, np.int64), user_features=self.user_features) is not None
             for nom in self.nominators
-        ):
-            self._recommend_fused(
-                ids, rows, N, filter_already_liked_items, batch_size, out_ids, out_sc
+        )
+        if fused:
+            out_ids, out_sc = self._serve(
+                ids, rows, N, filter_already_liked_items, blocked, recalculate_user, batch_size
             )
-            if scalar:
-                return out_ids[0], out_sc[0]
-            return out_ids, out_sc
-        for start in range(0, len(ids), batch_size):
-            sl = slice(start, start + batch_size)
-            cand = self.candidates(ids[sl], rows[sl], filter_already_liked_items)
-            sc = self.ranker.score(ids[sl], cand, self.user_features, self.item_features)
-            order, top = topk_filtered(sc, None, N, filter_already_liked_items=False)
-            out_ids[sl] = np.where(
-                order >= 0, np.take_along_axis(cand, np.maximum(order, 0), 1), -1
+        elif blocked is not None or recalculate_user:
+            raise ValueError(
+                "fused=False supports neither filter_items, items nor recalculate_user"
             )
-            out_sc[sl] = top
+        else:
+            cand = self.candidates(ids, rows, filter_already_liked_items)
+            out_ids, out_sc = rank_union(
+                cand, self.ranker.params, self.user_features, ids, self.item_features, N
+            )
         if scalar:
             return out_ids[0], out_sc[0]
         return out_ids, out_sc
 
-    def _recommend_fused(self, ids, rows, n_out, filter_liked, batch_size, out_ids, out_sc):
-        k = self.candidates_per_nominator
-        cols = tuple(jnp.asarray(self._pool_items(j), jnp.int32) for j in range(self.n_pools))
-        item_vecs = tuple(
-            jnp.asarray(nom.embeddings(ids[:1], user_features=self.user_features)[1])
-            for nom in self.nominators
-        )
-        fu = jnp.asarray(self.user_features)
-        gi = jnp.asarray(self.item_features)
+    @staticmethod
+    def _blocked_items(filter_items, items, n_items):
+        """Global item ids no user of the call may receive (None if there are none)."""
+        if items is not None and filter_items is not None:
+            raise ValueError("Can't set both items and filter_items in recommend call")
+        given = filter_items if items is None else items
+        if given is None:
+            return None
+        given = np.unique(np.asarray(given, dtype=np.int64))
+        if given.size and (given.min() < 0 or given.max() >= n_items):
+            name = "filter_items" if items is None else "items"
+            raise IndexError(f"{name} holds item ids outside 0..{n_items - 1}")
+        if items is None:
+            return given
+        return np.setdiff1d(np.arange(n_items), given)
+
+    def _serve(self, ids, rows, n_out, filter_liked, blocked, recalculate, batch_size):
+        n = len(ids)
         params = self.ranker.params
-        bs = min(batch_size, len(ids))
-        n_items = self.item_features.shape[0]
-        for start in range(0, len(ids), bs):
-            batch = ids[start : start + bs]
-            n = len(batch)
-            padded = np.resize(batch, bs)  # fixed batch shape: one compilation
-            liked = np.zeros((bs, n_items), dtype=bool)
-            if filter_liked:
-                sub = rows[start : start + n]
-                r = np.repeat(np.arange(n), np.diff(sub.indptr))
-                liked[r, sub.indices] = True
-            cand = np.empty((bs, self.n_pools * k), dtype=np.int64)
-            liked_j = jnp.asarray(liked)
-            for j, nom in enumerate(self.nominators):
-                u = jnp.asarray(nom.embeddings(padded, user_features=self.user_features)[0])
-                s = np.asarray(_pool_scores(u, item_vecs[j], cols[j], liked_j))
-                # top-k on the host: NumPy's argpartition beats XLA's CPU TopK here
-                local, _ = topk_filtered(s, None, k, filter_already_liked_items=False)
-                c = np.asarray(cols[j])
-                cand[:, j * k : (j + 1) * k] = np.where(local >= 0, c[np.maximum(local, 0)], -1)
-            top_ids, top_sc = _rank(
-                jnp.asarray(cand), params, fu, jnp.asarray(padded, jnp.int32), gi, n_out=n_out
+        if recalculate:
+            user_table = self._fold_in_users(rows)
+            user_idx = np.arange(n)
+            params = {**params, "P": np.zeros((n, params["P"].shape[1]), np.float32)}
+        else:
+            user_table, user_idx = self.user_features, ids
+        by_column = rows.tocsc() if recalculate else None
+        user_vecs, item_vecs, pool_items = [], [], []
+        for j, nom in enumerate(self.nominators):
+            cols = self._pool_items(j)
+            u, v = nom.embeddings(user_idx if not recalculate else [0], user_features=user_table)
+            if recalculate:
+                pool_rows = by_column[:, cols].tocsr()
+                u = nom.recalculate_user(user_idx, pool_rows, user_features=user_table)
+            user_vecs.append(u)
+            item_vecs.append(v)
+            pool_items.append(cols)
+        blocked_all = None
+        if blocked is not None:
+            blocked_all = np.zeros(self.item_features.shape[0], bool)
+            blocked_all[blocked] = True
+        return serve(
+            user_vecs,
+            item_vecs,
+            pool_items,
+            rows if filter_liked else None,
+            blocked_all,
+            params,
+            user_table,
+            user_idx,
+            self.item_features,
+            k=self.candidates_per_nominator,
+            n_out=n_out,
+            block=batch_size,
+        )
+
+    def _fold_in_users(self, rows, user_features=None):
+        """Features of users given by their rows: extra features (if the model was fitted
+        with any) followed by SVD features folded in from the rows."""
+        if self.fold_in is None:
+            raise ValueError(
+                "this model has no fold-in scale (saved by an older version); refit it"
             )
-            out_ids[start : start + n] = np.asarray(top_ids)[:n]
-            out_sc[start : start + n] = np.asarray(top_sc)[:n]
+        d = self.feature_dim
+        svd = fold_in_users(rows, self.item_features[:, -d:], self.fold_in)
+        n_extra = self.user_features.shape[1] - d
+        if n_extra == 0:
+            return svd
+        if user_features is None:
+            raise ValueError(
+                f"the model was fitted with {n_extra} user feature columns; pass "
+                "user_features for these users (partial_fit_users(..., user_features=...))"
+            )
+        extra = check_features(user_features, rows.shape[0], "user_features")
+        if extra.shape[1] != n_extra:
+            raise ValueError(f"user_features must have {n_extra} columns; got {extra.shape[1]}")
+        return np.hstack([extra, svd])
+
+    def partial_fit_users(self, userids, user_items, user_features=None):
+        """Fit new users, or refit existing ones, without refitting the model (implicit's
+        ``partial_fit_users``).
+
+        Each user's SVD features are folded in from its row (:func:`fold_in_users`), each
+        nominator refits the user on its pool's columns (ALS: implicit's least-squares
+        user step against the fixed item factors, Hu et al. 2008, eq. 4; JAX nominators:
+        nothing to fit, the user side is a function of the features), and the ranker
+        gives new users a zero id embedding (existing users keep theirs). Ids beyond the
+        known users extend the model; skipped ids get zero features.
+
+        Args:
+            userids: ``(n,)`` distinct non-negative user ids.
+            user_items: sparse ``(n, n_items)`` rows, one per id.
+            user_features: ``(n, F)`` extra features, required when the model was fitted
+                with ``user_features``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: for repeated or negative ids, or rows of the wrong shape.
+        """
+        self._check_fitted()
+        ids = np.atleast_1d(np.asarray(userids))
+        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer) or ids.size == 0:
+            raise ValueError(f"userids must be a non-empty 1-D int array; got {ids!r}")
+        if ids.min() < 0 or np.unique(ids).size != ids.size:
+            raise ValueError("userids must be distinct non-negative ids")
+        rows = self._check_rows(user_items, len(ids))
+        fu_new = self._fold_in_users(rows, user_features)
+        n_old = self.user_features.shape[0]
+        n_new = max(n_old, int(ids.max()) + 1)
+        fu = np.zeros((n_new, self.user_features.shape[1]), np.float32)
+        fu[:n_old] = self.user_features
+        fu[ids] = fu_new
+        self.user_features = fu
+        p = self.ranker.params
+        if n_new > n_old:
+            extra = np.zeros((n_new - n_old, p["P"].shape[1]), np.float32)
+            self.ranker.params = {**p, "P": np.concatenate([np.asarray(p["P"]), extra])}
+        by_column = rows.tocsc()
+        for j, nom in enumerate(self.nominators):
+            pool_rows = by_column[:, self._pool_items(j)].tocsr()
+            nom.partial_fit_users(ids, pool_rows, user_features=self.user_features)
+        return self
+
+    def _ranker_embeddings(self):
+        p = self.ranker.params
+        eu = np.asarray(p["P"]) + self.user_features @ np.asarray(p["Au"])
+        ei = np.asarray(p["Q"]) + self.item_features @ np.asarray(p["Ai"])
+        return eu, ei
+
+    def similar_items(
+        self, itemid, N=10, recalculate_item=False, item_users=None, filter_items=None, items=None
+    ):
+        """Most similar items by cosine of the ranker's item embeddings (implicit's
+        ``similar_items``: the item itself comes first with similarity 1).
+
+        Args:
+            itemid: int or ``(b,)`` item ids.
+            N: results per item.
+            recalculate_item: not supported (raises ``NotImplementedError``, as implicit
+                models without it do).
+            item_users: unused (implicit's name, for ``recalculate_item``).
+            filter_items: item ids never returned.
+            items: rank only these ids; cannot be combined with ``filter_items``.
+
+        Returns:
+            ``(ids, scores)`` of shape ``(N,)`` or ``(b, N)``.
+
+        Raises:
+            NotImplementedError: for ``recalculate_item=True``.
+            ValueError: when both ``items`` and ``filter_items`` are given.
+            IndexError: for unknown item ids.
+        """
+        self._check_fitted()
+        if recalculate_item:
+            raise NotImplementedError("recalculate_item is not supported with this model")
+        if items is not None and filter_items is not None:
+            raise ValueError("Can't set both items and filter_items in similar_items call")
+        _, ei = self._ranker_embeddings()
+        q = ei[_check_ids(itemid, ei.shape[0], "itemid")]
+        if items is not None:
+            _check_ids(items, ei.shape[0], "items")
+        return cosine_topk(ei, q, N, filter_items, items)
+
+    def similar_users(self, userid, N=10, filter_users=None, users=None):
+        """Most similar users by cosine of the ranker's user embeddings (implicit's
+        ``similar_users``).
+
+        Args:
+            userid: int or ``(b,)`` user ids.
+            N: results per user.
+            filter_users: user ids never returned.
+            users: rank only these ids; cannot be combined with ``filter_users``.
+
+        Returns:
+            ``(ids, scores)`` of shape ``(N,)`` or ``(b, N)``.
+
+        Raises:
+            ValueError: when both ``users`` and ``filter_users`` are given.
+            IndexError: for unknown user ids.
+        """
+        self._check_fitted()
+        if users is not None and filter_users is not None:
+            raise ValueError("Can't set both users and filter_users in similar_users call")
+        eu, _ = self._ranker_embeddings()
+        q = eu[_check_ids(userid, eu.shape[0], "userid")]
+        if users is not None:
+            _check_ids(users, eu.shape[0], "users")
+        return cosine_topk(eu, q, N, filter_users, users)
 
     def save(self, path) -> None:
         """Write the fitted model to one ``.npz`` file, atomically (temp file + rename).
@@ -311,6 +478,8 @@ class TwoStageRecommender:
             "user_features": self.user_features,
             "item_features": self.item_features,
         }
+        if self.fold_in is not None:
+            arrays["fold_in"] = self.fold_in
         nom_configs = []
         for j, nom in enumerate(self.nominators):
             cfg, arr = nom.state()
@@ -379,34 +548,17 @@ class TwoStageRecommender:
         rec.pools = data["pools"]
         rec.user_features = data["user_features"]
         rec.item_features = data["item_features"]
+        rec.fold_in = data.get("fold_in")
         return rec
 
 
-def _top_k(scores, k):
-    """``lax.top_k`` padded with ``-inf`` when there are fewer than ``k`` columns."""
-    kk = min(k, scores.shape[1])
-    s, i = jax.lax.top_k(scores, kk)
-    if kk < k:
-        s = jnp.pad(s, ((0, 0), (0, k - kk)), constant_values=-jnp.inf)
-        i = jnp.pad(i, ((0, 0), (0, k - kk)))
-    return s, i
-
-
-@jax.jit
-def _pool_scores(u, v, cols, liked):
-    """Nominator scores ``u vᵀ`` of one pool with liked items at ``-inf``."""
-    return jnp.where(liked[:, cols], -jnp.inf, u @ v.T)
-
-
-@functools.partial(jax.jit, static_argnames=("n_out",))
-def _rank(cand, params, fu, users, gi, *, n_out):
-    """Ranker scores of the candidate union and the top ``n_out``."""
-    valid = cand >= 0
-    sc = score_candidates(params, fu, users, jnp.maximum(cand, 0), gi)
-    sc = jnp.where(valid, sc, -jnp.inf)
-    top_s, top_i = _top_k(sc, n_out)
-    top_ids = jnp.take_along_axis(cand, top_i, axis=1)
-    return jnp.where(jnp.isfinite(top_s), top_ids, -1), top_s
+def _check_ids(ids, n, name):
+    arr = np.asarray(ids)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer ids; got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise IndexError(f"{name} holds ids outside 0..{n - 1}")
+    return arr
 
 
 def recommend_all(model, user_items, N: int = 10, filter_already_liked_items: bool = True):
