@@ -36,7 +36,7 @@ def test_report_json_shape(tmp_path, monkeypatch, capsys):
     assert set(data) >= {"widelab", "versions", "quick", "seed", "seconds", "sections"}
     sec = data["sections"]["demo"]
     assert sec["title"] == "demo: a study" and sec["status"] == "ok"
-    assert sec["seconds"] >= 0
+    assert sec["seconds"] >= 0 and sec["cpu_seconds"] >= 0
     acc = sec["metrics"]["accuracy"]
     assert acc == {
         "value": 0.9,

@@ -190,8 +190,8 @@ def run_report(args: argparse.Namespace, commands: list[Command]) -> int:
 
     The JSON holds ``widelab`` (the command's version), ``versions`` (each package's),
     ``quick``, ``seed``, ``seconds`` and ``sections`` keyed by package name, each with
-    ``title``, ``parts``, ``version``, ``status`` ("ok" or "failed"), ``seconds`` and
-    ``metrics``: per figure its ``value`` (number, list or null), ``unit``, ``better``
+    ``title``, ``parts``, ``version``, ``status`` ("ok" or "failed"), ``seconds``,
+    ``cpu_seconds`` (CPU time of all threads, a load-independent cost) and ``metrics``: per figure its ``value`` (number, list or null), ``unit``, ``better``
     ("higher", "lower" or null), ``headline``, ``se`` and ``note``.
     """
     out_dir = Path(args.out)
@@ -219,7 +219,7 @@ def run_report(args: argparse.Namespace, commands: list[Command]) -> int:
     failures = 0
     hooks = [c for c in commands if c.report is not None and (only is None or c.name in only)]
     for cmd in hooks:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         print(f"[widelab] {cmd.name}: running ...", file=sys.stderr, flush=True)
         status = "ok"
         try:
@@ -237,6 +237,7 @@ def run_report(args: argparse.Namespace, commands: list[Command]) -> int:
         seconds = time.perf_counter() - t0
         sections.extend(produced)
         packages[cmd.name] = _package_entry(cmd.name, produced, status, seconds, vers)
+        packages[cmd.name]["cpu_seconds"] = round(time.process_time() - c0, 2)
         print(
             f"[widelab] {cmd.name}: done in {seconds:.1f} s "
             f"({time.perf_counter() - start:.1f} s elapsed)",
