@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Build one package (or all) with --no-sources, install its wheel plus core's wheel into a
-# fresh venv, and run that package's tests against the installed wheel (not the sources).
+# fresh venv with only the package's declared dependencies (its [project] dependencies and
+# its dev group, which holds pytest and test-only imports), and run that package's tests
+# against the installed wheel (not the sources). An undeclared import fails here, because
+# nothing else is installed. Core is installed twice: bare (the algebra, devices, readers
+# and `widelab --help` must work without the report extra), then with [report] for its tests.
 # Usage: scripts/isolated_install.sh [folder ...]   (default: every package)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +27,15 @@ for folder in "${folders[@]}"; do
   mod=$(echo "widelab_$folder" | tr '-' '_')
   wheel=$(ls "$work"/dist/"$(echo "$pkg" | tr '-' '_')"-*.whl)
   core_wheel=$(ls "$work"/dist/widelab_core-*.whl)
-  uv pip install --quiet --python "$venv" "$core_wheel" "$wheel" pytest
+  if [ "$folder" = core ]; then
+    uv pip install --quiet --python "$venv" "$core_wheel"
+    "$venv/bin/python" -c "import widelab_core.layers, widelab_core.datasets, widelab_core.devices"
+    "$venv/bin/widelab" --help >/dev/null
+    uv pip install --quiet --python "$venv" "$core_wheel[report]" --group "packages/core/pyproject.toml:dev"
+  else
+    uv pip install --quiet --python "$venv" "$core_wheel" "$wheel" \
+      --group "packages/$folder/pyproject.toml:dev"
+  fi
   # Run the tests from a copy outside the source tree so the wheel, not src/, is imported.
   # The workspace conftest goes one level above, so a package's own conftest.py is kept.
   mkdir -p "$work/iso-$folder"

@@ -8,21 +8,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from widelab_core import layers as L
-from widelab_core.testing import float64, standard_error
-
-kernels = pytest.importorskip("widelab_kernels")
-if not hasattr(kernels, "kernel_fn"):  # pragma: no cover - kernels still being written
-    pytest.skip("widelab_kernels.kernel_fn is not importable yet", allow_module_level=True)
-
-from widelab_bayes import (  # noqa: E402
+import widelab_kernels as kernels
+from widelab_bayes import (
     BNN,
     gp_samples,
     marginalised_rejection_sample,
+    mmd2_jackknife_se,
     mmd2_unbiased,
     network_prior_samples,
     relu_nngp,
 )
+from widelab_core import layers as L
+from widelab_core.testing import float64, standard_error
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +64,8 @@ def test_prior_mmd_to_nngp_falls_with_width():
     gap = est[2].mean() - est[256].mean()
     se = np.hypot(standard_error(est[2]), standard_error(est[256]))
     assert gap > 3 * se, (est, se)
-    assert abs(est[256].mean()) < 4 * standard_error(est[256]) + 1e-3
+    # at width 256 the finite-width MMD^2 (O(1/width^2)) is below what 8 x 150 draws resolve
+    assert abs(est[256].mean()) < 4 * standard_error(est[256])
 
 
 @pytest.mark.slow
@@ -84,13 +82,16 @@ def test_exact_posterior_discrepancy_to_nngp_posterior_falls_with_width():
         kxx, kxt, ktt = K[:3, :3], K[:3, 3:], K[3:, 3:]
         sol = jnp.linalg.solve(kxx + s2 * jnp.eye(3), jnp.concatenate([y[:, None], kxt], 1))
         gp_mean, gp_cov = kxt.T @ sol[:, 0], ktt - kxt.T @ sol[:, 1:]
-        disc = {}
+        disc, se = {}, {}
         for width in (2, 256):
             model = BNN(_mlp(width, 1), x, y, noise_std=s2**0.5)
             res = marginalised_rejection_sample(jax.random.key(width), model, 4000, batch_size=2000)
             f = jax.vmap(lambda p: model.apply(p, xt)[:, 0])(res.samples)
             g = gp_samples(jax.random.key(7), gp_cov, f.shape[0], mean=gp_mean)
             disc[width] = float(mmd2_unbiased(f, g, 1.0))
-            assert res.num_accepted > 300
-        assert disc[256] < disc[2]
-        assert disc[256] < 0.02
+            se[width] = mmd2_jackknife_se(f, g, 1.0)
+            assert res.num_accepted > 300  # enough accepted draws for the jackknife
+        # the discrepancy falls with width by more than 3 standard errors of the difference
+        assert disc[2] - disc[256] > 3 * np.hypot(se[2], se[256]), (disc, se)
+        # and at width 256 is within 4 standard errors of zero (Hron et al. 2020, Fig. 1)
+        assert abs(disc[256]) < 4 * se[256], (disc, se)

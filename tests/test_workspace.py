@@ -65,3 +65,50 @@ def test_widelab_help_runs_as_a_script():
         check=True,
     ).stdout
     assert "report" in out
+
+
+def _private_imports(path: Path, own: str | None) -> list[str]:
+    """Imports in ``path`` of another widelab package's private (``_``) modules or names."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [(a.name, None) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            targets = [(node.module, a.name) for a in node.names]
+        else:
+            continue
+        for module, name in targets:
+            parts = module.split(".")
+            if not parts[0].startswith("widelab_") or parts[0] == own:
+                continue
+            dotted = parts[1:] + ([name] if name else [])
+            if any(p.startswith("_") and not p.startswith("__") for p in dotted):
+                found.append(
+                    f"{path.relative_to(ROOT)}:{node.lineno} imports {module}"
+                    + (f".{name}" if name else "")
+                )
+    return found
+
+
+def test_no_imports_of_other_packages_private_modules():
+    """A package (or a workspace test) uses only another package's public modules."""
+    owners = [(p, _module(p)) for p in PACKAGES] + [(ROOT / "tests", None)]
+    found = []
+    for folder, own in owners:
+        for path in sorted(folder.rglob("*.py")):
+            found += _private_imports(path, own)
+    assert not found, "private imports across packages:\n" + "\n".join(found)
+
+
+def test_private_import_check_sees_a_violation(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from widelab_core.layers._base import check_single\n"
+        "import widelab_core._x\n"
+        "from widelab_core.layers import _private\n"
+        "from widelab_core.extend import check_single\n"
+        "from widelab_bayes._own import x\n"
+    )
+    found = _private_imports(bad, "widelab_bayes")
+    assert [f.split(":")[1].split()[0] for f in found] == ["1", "2", "3"]

@@ -19,7 +19,8 @@ def test_help_lists_report(capsys):
 
 def _fake_hook(ctx):
     s = ReportSection("fake")
-    s.text("<b>escaped</b>").metric("answer", 42.0).table(["a", "b"], [[1, 2.5]])
+    s.text("<b>escaped</b>").metric("answer", 42.0, unit="s", better="lower")
+    s.table(["a", "b"], [[1, 2.5]])
     return s
 
 
@@ -39,18 +40,25 @@ def test_report_writes_html_and_json(tmp_path, monkeypatch, capsys):
     assert "&lt;b&gt;escaped&lt;/b&gt;" in page
     assert "boom" in page
     data = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert data["sections"]["fake"]["answer"] == 42.0
-    assert "answer: 42" in capsys.readouterr().out
+    assert data["sections"]["fake"]["metrics"]["answer"]["value"] == 42.0
+    assert data["sections"]["fake"]["status"] == "ok"
+    assert data["sections"]["bad"]["status"] == "failed"
+    assert "answer: 42 s" in capsys.readouterr().out
 
 
 def test_report_hook_may_return_several_sections(tmp_path, monkeypatch):
     def two(ctx):
-        return [ReportSection("one").metric("a", 1), ReportSection("two").metric("b", 2)]
+        return [
+            ReportSection("one").metric("a", 1, better="higher"),
+            ReportSection("two").metric("b", 2, better="lower"),
+        ]
 
     monkeypatch.setattr(cli, "discover", lambda: [Command(name="two", help="", report=two)])
     assert cli.main(["report", "--out", str(tmp_path), "--json", str(tmp_path / "h.json")]) == 0
     data = json.loads((tmp_path / "h.json").read_text())
-    assert set(data["sections"]) == {"one", "two"}
+    assert set(data["sections"]) == {"two"}  # keyed by package, parts merged
+    assert data["sections"]["two"]["parts"] == ["one", "two"]
+    assert set(data["sections"]["two"]["metrics"]) == {"a", "b"}
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -1,7 +1,11 @@
 """Monte Carlo agreement: finite networks at width 1024 vs the analytic kernels.
 
-NTK: average of 128 empirical NTKs within 5% (relative Frobenius). NNGP: 32 draws of a
-network with a 1024-wide readout, averaged over the readout channels, within 5%.
+NTK: average of 128 empirical NTKs; NNGP: 32 draws of a network with a 1024-wide
+readout, averaged over the readout channels. The tolerance on ``||mean - analytic||_F``
+is 4 times the Frobenius norm of the entrywise standard errors of the mean (from the
+draws themselves) plus a finite-width allowance of ``FINITE_WIDTH / WIDTH`` of
+``||analytic||_F`` for the O(1/width) bias of the expected finite-width kernel
+(Hanin & Nica 2020, "Finite depth and width corrections to the neural tangent kernel").
 Several layers share one network as parallel branches that each end in their own
 output channel, so one compilation checks many layers (the per-branch kernels are
 the diagonal over the output axis).
@@ -16,7 +20,8 @@ from widelab_core.testing import relative_frobenius, standard_error
 from widelab_kernels import empirical_kernel_fn, kernel_fn, monte_carlo_kernel_fn
 
 WIDTH = 1024
-TOL = 0.05
+Z = 4.0  # standard errors allowed (in Frobenius norm)
+FINITE_WIDTH = 8.0  # allowance for the O(1/width) bias, relative to ||analytic||_F
 
 ACTIVATIONS = {
     "Relu": L.Relu(),
@@ -53,12 +58,16 @@ def _per_branch_analytic(first, branches, readout, x1, x2):
 
 
 def _mc_ntk(net, x1, x2, key=0, n=128):
-    f = monte_carlo_kernel_fn(net, jax.random.key(key), n, trace_axes=(), diagonal_axes=(-1,))
-    return jax.jit(lambda a, b: f(a, b, get="ntk"))(x1, x2)
+    """Per-draw empirical NTKs ``(n, n1, n2, branches)``."""
+    f = monte_carlo_kernel_fn(
+        net, jax.random.key(key), n, trace_axes=(), diagonal_axes=(-1,), return_samples=True
+    )
+    return jax.jit(lambda a, b: f(a, b, get="ntk")["ntk_samples"])(x1, x2)
 
 
 def _mc_nngp_wide(net, x1, x2, n_branches, key=1, n=32):
-    """NNGP per branch from 32 draws, averaged over each branch's WIDTH outputs."""
+    """Per-draw NNGP estimates ``(n, n1, n2, branches)``, each averaged over a branch's
+    WIDTH outputs."""
 
     def one(k):
         ka, kb = jax.random.split(k)
@@ -70,15 +79,20 @@ def _mc_nngp_wide(net, x1, x2, n_branches, key=1, n=32):
         return jnp.einsum("ajc,bjc->abj", f1, f2) / f1.shape[-1]
 
     keys = jax.random.split(jax.random.key(key), n)
-    return jax.jit(lambda: jnp.mean(jax.lax.map(one, keys), axis=0))()
+    return jax.jit(lambda: jax.lax.map(one, keys))()
 
 
-def _check(names, mc, analytic, what):
-    errs = {}
+def _check(names, samples, analytic, what):
+    samples = np.asarray(samples, np.float64)
+    mean, se = samples.mean(axis=0), standard_error(samples)
+    errs, tols = {}, {}
     for j, name in enumerate(names):
-        errs[name] = relative_frobenius(mc[..., j], getattr(analytic[j], what))
-    bad = {k: round(v, 4) for k, v in errs.items() if v > TOL}
-    assert not bad, f"{what} Monte Carlo vs analytic above {TOL}: {bad} (all: {errs})"
+        want = np.asarray(getattr(analytic[j], what), np.float64)
+        scale = np.linalg.norm(want)
+        errs[name] = relative_frobenius(mean[..., j], want)
+        tols[name] = (Z * np.linalg.norm(se[..., j]) + FINITE_WIDTH / WIDTH * scale) / scale
+    bad = {k: (round(errs[k], 4), round(tols[k], 4)) for k in errs if errs[k] > tols[k]}
+    assert not bad, f"{what} Monte Carlo vs analytic (error, tolerance): {bad}; all: {errs}"
 
 
 @pytest.mark.slow

@@ -199,7 +199,12 @@ def report(ctx: ReportContext) -> ReportSection:
     if len(rows) > 1:
         sec.figure(_sw_figure(rows), "Estimator std against projection count (d = 10)")
     l10 = next(r for r in rows if r[0] == 10)
-    sec.metric("SW orthogonal variance reduction (L=10, d=10)", float((l10[1] / l10[2]) ** 2))
+    sec.metric(
+        "SW orthogonal variance reduction (L=10, d=10)",
+        float((l10[1] / l10[2]) ** 2),
+        unit="1",
+        better="higher",
+    )
     bar.update()
 
     # Gaussian dropout ------------------------------------------------------------------
@@ -213,7 +218,12 @@ def report(ctx: ReportContext) -> ReportSection:
             "up to its infinite constant, against the sigmoid fit of Molchanov et al. (2017)."
         )
         sec.figure(_kl_figure(la, exact, approx), "Exact KL vs sigmoid approximation")
-        sec.metric("max |sigmoid KL - exact KL|", float(np.max(np.abs(approx - exact))))
+        sec.metric(
+            "max |sigmoid KL - exact KL|",
+            float(np.max(np.abs(approx - exact))),
+            unit="nats",
+            better="lower",
+        )
         imp = log_uniform_posterior_mass(lambda w: math.exp(-0.5 * (w - 1.0) ** 2))
         sec.table(
             ["delta", "Z(delta) = int_{|w|>delta} L(w)/|w| dw"],
@@ -303,8 +313,10 @@ def report(ctx: ReportContext) -> ReportSection:
         ],
     )
     sec.metric(
-        "concrete dropout mean p (smallest N -> largest N)",
-        f"{study.probabilities[0, 1:].mean():.3f} -> {study.probabilities[-1, 1:].mean():.3f}",
+        "concrete dropout mean p at the smallest and largest N",
+        [float(study.probabilities[0, 1:].mean()), float(study.probabilities[-1, 1:].mean())],
+        unit="1",
+        better="neither",
     )
     bar.update()
 
@@ -328,7 +340,7 @@ def report(ctx: ReportContext) -> ReportSection:
     sec.table(
         ["depth", "SU median", "epsilon-greedy median", "uniform median (analytic)"],
         [
-            (int(s), float(a), float(b), float(c))
+            (int(s), _episodes_cell(a), _episodes_cell(b), float(c))
             for s, a, b, c in zip(
                 su.sizes,
                 su.medians["successor uncertainties"],
@@ -336,8 +348,15 @@ def report(ctx: ReportContext) -> ReportSection:
                 su.uniform_median,
             )
         ],
+        caption=(
+            "'not run': epsilon-greedy is simulated only up to depth "
+            f"{8 if quick else 10} (beyond it the episode cap would be reached); "
+            "'over cap': most seeds did not solve the tree within the episode cap."
+        ),
     )
-    sec.metric("successor uncertainties scaling exponent (tree)", su.exponent)
+    sec.metric(
+        "successor uncertainties scaling exponent (tree)", su.exponent, unit="1", better="lower"
+    )
     if not quick:
         ds = scaling_study(
             (4, 6, 8, 10, 12),
@@ -348,7 +367,12 @@ def report(ctx: ReportContext) -> ReportSection:
             seed=ctx.seed,
         )
         sec.figure(_successor_figure(ds, "deepsea"), "Episodes to solve against Deep Sea size")
-        sec.metric("successor uncertainties scaling exponent (Deep Sea)", ds.exponent)
+        sec.metric(
+            "successor uncertainties scaling exponent (Deep Sea)",
+            ds.exponent,
+            unit="1",
+            better="lower",
+        )
         from .successor import BinaryTreeMDP, NeuralSU, run_episodes
 
         neural_rows = []
@@ -543,3 +567,11 @@ def configure(subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_run_successor)
+
+
+def _episodes_cell(v):
+    """A median-episodes cell: the number, 'not run' (nan) or 'over cap' (inf)."""
+    v = float(v)
+    if np.isnan(v):
+        return "not run"
+    return "over cap" if np.isinf(v) else v

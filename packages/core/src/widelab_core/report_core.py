@@ -114,8 +114,14 @@ def core_report(ctx: ReportContext) -> ReportSection:
         ax.plot(smooth, label=name)
         rows.append([name, float(losses[:10].mean()), float(losses[-10:].mean()), acc, seconds])
         key = name.split()[0].lower()
-        section.metric(f"{key} test accuracy", acc)
-        section.metric(f"{key} final loss", float(losses[-10:].mean()), summary=False)
+        section.metric(f"{key} test accuracy", acc, unit="1", better="higher")
+        section.metric(
+            f"{key} final loss",
+            float(losses[-10:].mean()),
+            summary=False,
+            unit="nats",
+            better="lower",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (10-step mean)")
     ax.set_yscale("log")

@@ -78,8 +78,9 @@ def games_report(ctx: ReportContext) -> ReportSection:
     keys += ["exposure_ratio[1]", "nearest_item_cos"]
     sec.table(
         keys,
-        [[r.get(k, float("nan")) for k in keys] for r in rows],
-        "Audit sweep (averages over restarts that pass the second-order test); "
+        [[_cell(r.get(k)) for k in keys] for r in rows],
+        "Audit sweep (averages over restarts that pass the second-order test; '-' where "
+        "no restart did, so there is nothing to average); "
         "exposure_ratio[1]: producers' exposure share from female users over their "
         "population share (1 = neutral).",
     )
@@ -99,17 +100,30 @@ def games_report(ctx: ReportContext) -> ReportSection:
         "All producers at the NMF demand's mean direction: always a critical point; a "
         "local Nash equilibrium exactly above tau* = (1 - 2/n) lambda_max(P Cov P)/||mu||.",
     )
-    sec.metric("nmf collapse threshold tau*", float(t_star))
+    sec.metric("nmf collapse threshold tau*", float(t_star), unit="1", better="neither")
     for model in cfg.models:
         last = [r for r in rows if r["model"] == model][-1]
         first = [r for r in rows if r["model"] == model][0]
         sec.metric(
-            f"{model}: mean pairwise cosine tau={first['tau']:g} -> {last['tau']:g}",
-            f"{first['mean_pairwise_cos']:.3f} -> {last['mean_pairwise_cos']:.3f}",
+            f"{model}: mean pairwise cosine at tau = [{first['tau']:g}, {last['tau']:g}]",
+            [float(first["mean_pairwise_cos"]), float(last["mean_pairwise_cos"])],
+            unit="1",
+            better="neither",
         )
+    found, restarts = sum(r["n_local_nash"] for r in rows), sum(r["restarts"] for r in rows)
     sec.metric(
-        "local NE found (restarts)",
-        f"{sum(r['n_local_nash'] for r in rows)}/{sum(r['restarts'] for r in rows)}",
+        "fraction of restarts ending at a local NE",
+        found / restarts if restarts else None,
+        unit="1",
+        better="neither",
+        note=f"{found} of {restarts} restarts",
     )
-    sec.metric("games seconds", round(time.perf_counter() - t0, 2), summary=False)
+    sec.metric("games seconds", round(time.perf_counter() - t0, 2), summary=False, unit="s")
     return sec
+
+
+def _cell(v):
+    """A table cell: '-' for a figure that is missing or not a number."""
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "-"
+    return v

@@ -91,10 +91,12 @@ def _report(ctx: ReportContext) -> ReportSection:
         f"{cfg.ntk_samples} draws per width, against the analytic NTK.",
     )
     for name, _, ntk_acc, finite_acc in res["rows"]:
-        sec.metric(f"{name} NTK accuracy", ntk_acc)
-        sec.metric(f"{name} finite-net accuracy", finite_acc, summary=False)
-    sec.metric("NTK rel. error at widest", float(res["ntk_error"][-1]))
-    sec.metric("kernels study seconds", round(res["seconds"], 1), summary=False)
+        sec.metric(f"{name} NTK accuracy", ntk_acc, unit="1", better="higher")
+        sec.metric(
+            f"{name} finite-net accuracy", finite_acc, summary=False, unit="1", better="higher"
+        )
+    sec.metric("NTK rel. error at widest", float(res["ntk_error"][-1]), unit="1", better="lower")
+    sec.metric("kernels study seconds", round(res["seconds"], 1), summary=False, unit="s")
     return sec
 
 

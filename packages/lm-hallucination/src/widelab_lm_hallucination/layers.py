@@ -12,8 +12,8 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from widelab_core.extend import check_single
 from widelab_core.layers import Layer, ShapeError
-from widelab_core.layers._base import check_single
 
 
 @dataclasses.dataclass(frozen=True)

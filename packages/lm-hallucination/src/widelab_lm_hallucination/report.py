@@ -108,18 +108,34 @@ def lm_report(ctx: ReportContext) -> ReportSection:
     )
     full = [p for p in points if p.fraction == 1.0]
     best = min(full, key=lambda p: p.seen)
-    sec.metric("lm best seen hallucination rate", best.seen)
-    sec.metric("lm rate of largest model at most epochs", full[-1].seen)
+    sec.metric("lm best seen hallucination rate", best.seen, unit="1", better="lower")
+    sec.metric("lm rate of largest model at most epochs", full[-1].seen, unit="1", better="lower")
     try:
         fit = fit_rate_vs_compute(full)
         c5 = compute_for_rate(fit, 0.05)
         tokens = sum(len(tok.encode_fact(*t)) for t in split.train.triples)
         chin = chinchilla_compute(tokens)
-        sec.metric("lm rate-vs-compute slope", fit.slope)
-        sec.metric("lm FLOPs for 5% rate (fit)", c5)
-        sec.metric("lm FLOPs of Chinchilla allocation (one epoch, N=D/20)", chin["compute"])
+        sec.metric("lm rate-vs-compute slope", fit.slope, unit="1", better="lower")
+        sec.metric(
+            "lm FLOPs for 5% rate (fit)",
+            c5,
+            unit="FLOP",
+            better="lower",
+            note="" if math.isfinite(c5) else "the fitted law never reaches 5%",
+        )
+        sec.metric(
+            "lm FLOPs of Chinchilla allocation (one epoch, N=D/20)",
+            chin["compute"],
+            unit="FLOP",
+            better="neither",
+        )
         if math.isfinite(c5):
-            sec.metric("lm 5%-rate compute over Chinchilla compute", c5 / chin["compute"])
+            sec.metric(
+                "lm 5%-rate compute over Chinchilla compute",
+                c5 / chin["compute"],
+                unit="1",
+                better="lower",
+            )
         sec.text(
             f"A power law fitted to the compute frontier (slope {fit.slope:.2f}) reaches a 5% "
             f"rate at {c5:.3g} FLOPs. The Chinchilla allocation for the same {tokens} training "

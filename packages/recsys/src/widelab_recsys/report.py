@@ -56,9 +56,14 @@ def recsys_report(ctx: ReportContext) -> ReportSection:
             "of users): on par with uniformly random; the same nominators on aligned pools are "
             "near perfect.",
         )
-        sec.metric("study1 precision independent", s1["independent_mixed"].precision)
-        sec.metric("study1 precision aligned", s1["aligned"].precision)
-        sec.metric("study1 precision random", s1["uniform_random"].precision)
+        for label, system in (
+            ("independent", "independent_mixed"),
+            ("aligned", "aligned"),
+            ("random", "uniform_random"),
+        ):
+            sec.metric(
+                f"study1 precision@5 {label}", s1[system].precision, unit="1", better="higher"
+            )
 
     # Study 2: learned pools.
     data = planted_groups(
@@ -109,8 +114,16 @@ def recsys_report(ctx: ReportContext) -> ReportSection:
         "one pool).",
     )
     for n in names:
-        sec.metric(f"study2 precision@10 {n}", s2["metrics"][n].precision, summary=n != "kmeans")
-    sec.metric("study2 completeness learned", s2["completeness"]["learned"])
+        sec.metric(
+            f"study2 precision@10 {n}",
+            s2["metrics"][n].precision,
+            summary=n != "kmeans",
+            unit="1",
+            better="higher",
+        )
+    sec.metric(
+        "study2 completeness learned", s2["completeness"]["learned"], unit="1", better="higher"
+    )
 
     # Bandits.
     rounds = 1000 if q else 5000
@@ -137,5 +150,12 @@ def recsys_report(ctx: ReportContext) -> ReportSection:
     )
     tenth = rounds // 10
     for name in ("naive", "sync", "single"):
-        sec.metric(f"bandit last-10% regret/round {name}", float(r[name][:, -tenth:].mean()))
+        per_seed = r[name][:, -tenth:].mean(axis=1)
+        sec.metric(
+            f"bandit last-10% regret/round {name}",
+            float(per_seed.mean()),
+            unit="regret per round",
+            better="lower",
+            se=float(per_seed.std(ddof=1) / np.sqrt(len(per_seed))),
+        )
     return sec

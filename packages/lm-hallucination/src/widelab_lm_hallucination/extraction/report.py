@@ -80,8 +80,13 @@ def extraction_report(ctx: ReportContext, sec: ReportSection, *, threshold: floa
     for t in TARGETS:
         header += [f"decisions to precision {t}", f"time to {t} / manual"]
     sec.table(header, rows, caption="Effort to reach a precision target, by validation order.")
-    sec.metric("extraction automatic precision", float(p0))
-    sec.metric("extraction automatic recall", float(r0))
+    sec.metric("extraction automatic precision", float(p0), unit="1", better="higher")
+    sec.metric("extraction automatic recall", float(r0), unit="1", better="higher")
     best = curves[POLICIES.index("confidence")].effort_for_precision(0.99)
-    if best is not None:
-        sec.metric("extraction time to 0.99 precision / manual time", best[1] / manual)
+    sec.metric(
+        "extraction time to 0.99 precision / manual time",
+        None if best is None else best[1] / manual,
+        unit="1",
+        better="lower",
+        note="" if best is not None else "0.99 precision not reached",
+    )
