@@ -71,3 +71,30 @@ def test_bad_inputs_exit_with_clear_errors(tmp_path, capsys):
     assert "no run.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _run(["detect"])  # --run is required
+
+
+TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--seq-len", "48"]
+TINY += ["--batch-size", "4", "--steps", "2", "--unseen-fraction", "0"]
+
+
+def test_train_never_writes_over_its_input(tmp_path, capsys):
+    # the user's graph file, with a comment and a duplicate line, inside the run folder
+    text = "# my graph\nAnn\tborn in\tParis\nAnn\tborn in\tParis\nBo\tborn in\tRome\n"
+    kg = tmp_path / "kg.tsv"
+    kg.write_text(text)
+    assert _run(["train", "--kg", str(kg), *TINY, "--out", str(tmp_path)]) == 0
+    assert kg.read_text() == text
+    assert (tmp_path / "graph.tsv").exists()
+    # an input named like one of the run's outputs is refused before any work
+    for name in ("graph.tsv", "run.json", "metrics.jsonl"):
+        src = tmp_path / f"in_{name}" / name
+        src.parent.mkdir(exist_ok=True)
+        src.write_text(text)
+        capsys.readouterr()
+        assert _run(["train", "--kg", str(src), *TINY, "--out", str(src.parent)]) == 2
+        assert f"would overwrite the input {src}" in capsys.readouterr().err
+        assert src.read_text() == text
+        assert sorted(p.name for p in src.parent.iterdir()) == [name]
+    assert _run(["train", "--kg", str(kg), *TINY, "--out", str(kg)]) == 2
+    assert "is an existing file" in capsys.readouterr().err
+    assert kg.read_text() == text

@@ -45,6 +45,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+    )
 
     p = sub.add_parser("detect", help="train and score a hallucination detector")
     p.add_argument("--run", required=True)
@@ -55,6 +58,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+    )
 
     p = sub.add_parser("self-train", help="ReST-EM with the KG as verifier")
     p.add_argument("--run", required=True)
@@ -63,6 +69,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--cap", type=int, default=2)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -77,10 +86,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     import jax
 
     from .corpus import FactStream, Tokenizer, encode_kg
-    from .hallucination import generate, hallucination_rate
+    from .hallucination import decode_budget, generate, hallucination_rate
     from .kg import make_kg, split_kg
     from .model import LMConfig, param_counts
-    from .runs import kg_from_file_or_synthetic, load_run, save_run
+    from .runs import check_outputs, kg_from_file_or_synthetic, load_run, save_run
     from .train import TrainConfig, train
 
     if args.lm_cmd == "make-kg":
@@ -91,6 +100,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {len(kg)} triples, {len(kg.queries())} queries to {args.out}")
         return 0
     if args.lm_cmd == "train":
+        check_outputs(args.out, [args.kg])
         kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed, args.homonyms, args.rules)
         split = split_kg(kg, args.unseen_fraction, by=args.split_by, seed=args.seed)
         tok = Tokenizer.fit(kg.triples)
@@ -128,6 +138,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     run = load_run(args.run)
     key = jax.random.key(args.seed)
+    if args.max_new is not None and args.max_new < 1:
+        raise ValueError(f"--max-new must be >= 1, got {args.max_new}")
+    max_new = args.max_new if args.max_new is not None else decode_budget(run.tok, run.split.full)
     if args.lm_cmd == "evaluate":
         out = {}
         for name, qs in (("seen", run.split.seen), ("unseen", run.split.unseen)):
@@ -142,6 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                     n_samples=args.samples if args.sampled else 1,
                     temperature=args.temperature,
                     key=key,
+                    max_new=max_new,
                 )
                 out[name] = est.as_dict()
         print(json.dumps(out, indent=2))
@@ -158,6 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             n_samples=args.samples,
             temperature=args.temperature,
             key=key,
+            max_new=max_new,
         )
         tr, te = split_generations(gen, seed=args.seed)
         dcfg = DetectorConfig(task=args.task, mode=args.mode, width=args.width, steps=args.steps)
@@ -171,6 +186,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             iterations=args.iterations,
             samples_per_query=args.samples,
             cap_per_query=args.cap,
+            max_new=max_new,
             finetune=TrainConfig(
                 steps=args.steps, lr=1e-3, warmup=10, batch_size=run.tc.batch_size
             ),

@@ -378,7 +378,7 @@ def detectability(
         ``auc_pr``, ``prevalence``, ``auroc``, ``n`` (NaN metrics when a half holds a
         single class).
     """
-    from .hallucination import generate
+    from .hallucination import decode_budget, generate
 
     out = []
     for cfg, params in lms:
@@ -392,6 +392,7 @@ def detectability(
             n_samples=n_samples,
             temperature=temperature,
             key=k_gen,
+            max_new=decode_budget(tok, kg),
         )
         tr, te = split_generations(gen, seed=0)
         for dc in detectors:

@@ -93,8 +93,9 @@ def generate(
         n_samples: samples per query (rows are query-major).
         temperature: sampling temperature.
         key: PRNG key for sampling (required when ``greedy`` is False).
-        max_new: most tokens generated per query (``<EOS>`` included); default: the
-            longest name the tokenizer can spell in the context, at most 24.
+        max_new: most tokens generated per query (``<EOS>`` included); default: as
+            many as the context leaves after the longest prompt. Pass
+            :func:`decode_budget` of the graph to stop early.
         batch_size: rows per compiled batch (the last batch is padded).
 
     Returns:
@@ -116,7 +117,9 @@ def generate(
     if longest >= cfg.seq_len:
         raise ValueError(f"a prompt has {longest} tokens; the model context is {cfg.seq_len}")
     if max_new is None:
-        max_new = 24
+        max_new = cfg.seq_len - longest
+    if max_new < 1:
+        raise ValueError(f"generate: max_new must be >= 1, got {max_new}")
     width = min(cfg.seq_len, -(-(longest + max_new) // 16) * 16)
     n_new = min(max_new, width - 1)
     buf = np.zeros((len(prompts), width), np.int32)
@@ -152,6 +155,25 @@ def generate(
         end = plen[i] + len(name) + (1 if ok else 0)
         toks[i, end:] = 0
     return Generations(tuple(rows_q), tuple(objs), np.asarray(fin), toks, plen)
+
+
+def decode_budget(tok: Tokenizer, kg: KnowledgeGraph, margin: int = 2) -> int:
+    """Tokens to generate so that every object of ``kg`` fits: the longest object name
+    in tokens, plus ``<EOS>``, plus ``margin``.
+
+    Example:
+        >>> from widelab_lm_hallucination import KnowledgeGraph, Tokenizer
+        >>> mit = "Massachusetts Institute of Technology"
+        >>> kg = KnowledgeGraph.from_triples([("Ann", "studied at", mit)])
+        >>> decode_budget(Tokenizer.fit(kg.triples), kg)
+        40
+
+    Raises:
+        ValueError: a negative ``margin``.
+    """
+    if margin < 0:
+        raise ValueError(f"decode_budget: margin must be >= 0, got {margin}")
+    return max(len(tok.encode_name(o)) for _, _, o in kg.triples) + 1 + margin
 
 
 def is_hallucination(
@@ -238,16 +260,26 @@ def hallucination_rate(
     temperature: float = 1.0,
     key: jax.Array | None = None,
     n_boot: int = 1000,
+    max_new: int | None = None,
 ) -> tuple[RateEstimate, Generations]:
     """Share of generated objects that are not valid for their query, with a 95% CI.
 
-    Generation stops two tokens past the graph's longest object name, so a longer
-    output is an (unfinished) hallucination either way.
+    Args:
+        cfg, params, tok: the model and its tokenizer.
+        kg: the full graph (ground truth).
+        queries: ``(subject, relation)`` pairs to ask.
+        greedy, n_samples, temperature, key: decoding (see :func:`generate`).
+        n_boot: bootstrap replicates of the interval.
+        max_new: most generated tokens per query; default :func:`decode_budget` of
+            ``kg`` (the longest valid object plus ``<EOS>`` and a margin), so any
+            valid object can be produced in full and a longer output is an
+            (unfinished) hallucination either way.
 
     Returns:
         ``(estimate, generations)``.
     """
-    longest = max(len(t[2]) for t in kg.triples)
+    if max_new is None:
+        max_new = decode_budget(tok, kg)
     gen = generate(
         cfg,
         params,
@@ -257,7 +289,7 @@ def hallucination_rate(
         n_samples=n_samples,
         temperature=temperature,
         key=key,
-        max_new=min(24, longest + 2),
+        max_new=max_new,
     )
     h = is_hallucination(kg, gen.queries, gen.objects, gen.finished)
     groups = np.repeat(np.arange(len(queries)), n_samples)

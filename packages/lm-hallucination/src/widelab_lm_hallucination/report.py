@@ -140,7 +140,7 @@ def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, 
     import dataclasses
 
     from .detectors import DetectorConfig, detectability, validation_budget
-    from .hallucination import generate, is_hallucination
+    from .hallucination import decode_budget, generate, is_hallucination
     from .selftrain import RestConfig, rest_em
     from .studies import train_with_evals
 
@@ -167,7 +167,8 @@ def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, 
         caption="Sentence detectors of growing size on the largest LM.",
     )
     cfg, params = lms[-1]
-    gen = generate(cfg, params, tok, seen, greedy=False, n_samples=4, key=key)
+    budget = decode_budget(tok, split.full)
+    gen = generate(cfg, params, tok, seen, greedy=False, n_samples=4, key=key, max_new=budget)
     from .detectors import split_generations, train_detector
 
     tr, te = split_generations(gen, seed=ctx.seed)

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from .corpus import FactStream, Tokenizer, encode_kg
-from .hallucination import generate, is_hallucination, pass_at_k
+from .hallucination import decode_budget, generate, is_hallucination, pass_at_k
 from .kg import KGSplit, KnowledgeGraph, Query
 from .model import LMConfig
 from .train import TrainConfig, train
@@ -36,6 +36,8 @@ class RestConfig:
         finetune: fine-tuning settings of the M-step (from the base model).
         eval_samples: samples per query for pass@k.
         pass_k: the ``k`` values reported.
+        max_new: most generated tokens per query (None: :func:`decode_budget` of the
+            full graph).
     """
 
     iterations: int = 3
@@ -45,6 +47,7 @@ class RestConfig:
     finetune: TrainConfig = TrainConfig(steps=100, lr=1e-3, warmup=10)
     eval_samples: int = 8
     pass_k: tuple[int, ...] = (1, 4)
+    max_new: int | None = None
 
     def __post_init__(self):
         if self.iterations < 1 or self.samples_per_query < 1 or self.cap_per_query < 1:
@@ -66,9 +69,16 @@ def evaluate_queries(
     ks: Sequence[int],
     key: jax.Array,
     temperature: float = 1.0,
+    max_new: int | None = None,
 ) -> dict[str, float]:
-    """Greedy accuracy and mean unbiased pass@k (Chen et al. 2021, Eq. 1) over queries."""
-    greedy = generate(cfg, params, tok, queries)
+    """Greedy accuracy and mean unbiased pass@k (Chen et al. 2021, Eq. 1) over queries.
+
+    ``max_new`` bounds the generated tokens per query; default :func:`decode_budget`
+    of ``kg``, so every valid object can be produced in full.
+    """
+    if max_new is None:
+        max_new = decode_budget(tok, kg)
+    greedy = generate(cfg, params, tok, queries, max_new=max_new)
     acc = 1.0 - is_hallucination(kg, greedy.queries, greedy.objects, greedy.finished).mean()
     gen = generate(
         cfg,
@@ -79,6 +89,7 @@ def evaluate_queries(
         n_samples=n_samples,
         temperature=temperature,
         key=key,
+        max_new=max_new,
     )
     ok = ~is_hallucination(kg, gen.queries, gen.objects, gen.finished)
     c = ok.reshape(len(queries), n_samples).sum(1)
@@ -105,6 +116,7 @@ def rest_em(
     seen and unseen queries.
     """
     seen, unseen = list(split.seen), list(split.unseen)
+    max_new = rc.max_new if rc.max_new is not None else decode_budget(tok, split.full)
 
     def evaluate(params, k):
         k1, k2 = jax.random.split(k)
@@ -121,6 +133,7 @@ def rest_em(
                     ks=rc.pass_k,
                     key=kk,
                     temperature=rc.temperature,
+                    max_new=max_new,
                 )
                 rec.update({f"{name}_{a}": v for a, v in m.items()})
         return rec
@@ -140,6 +153,7 @@ def rest_em(
             n_samples=rc.samples_per_query,
             temperature=rc.temperature,
             key=k_s,
+            max_new=max_new,
         )
         ok = ~is_hallucination(split.full, gen.queries, gen.objects, gen.finished)
         kept: dict[Query, list[str]] = {}
