@@ -53,7 +53,7 @@ from .model import (
     size_family,
     transformer,
 )
-from .runs import Run, load_run, save_run
+from .runs import Run, check_outputs, load_run, read_run_json, resume_run, save_run
 from .selftrain import RestConfig, evaluate_queries, rest_em
 from .studies import (
     ComputeFit,
@@ -65,13 +65,17 @@ from .studies import (
     train_with_evals,
 )
 from .train import (
+    RunFormatError,
     TrainConfig,
+    TrainingInterrupted,
     TrainResult,
     TrainState,
     init_state,
     load_checkpoint,
+    load_latest_checkpoint,
     make_optimizer,
     peak_flops,
+    read_metrics,
     save_checkpoint,
     train,
 )
@@ -97,6 +101,10 @@ __all__ = [
     "TokenEmbedding",
     "Tokenizer",
     "TrainConfig",
+    "RunFormatError",
+    "TrainingInterrupted",
+    "load_latest_checkpoint",
+    "read_metrics",
     "TrainResult",
     "TrainState",
     "UnknownTokenError",
@@ -135,6 +143,9 @@ __all__ = [
     "rest_em",
     "save_checkpoint",
     "save_run",
+    "check_outputs",
+    "read_run_json",
+    "resume_run",
     "size_epoch_study",
     "size_family",
     "split_generations",

@@ -36,7 +36,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--no-resume", action="store_true", help="start over in --out")
+    p.add_argument("--extend", action="store_true", help="allow more --steps than the run recorded")
     p.add_argument("--out", required=True, help="run folder")
 
     p = sub.add_parser("evaluate", help="hallucination rates of a trained run")
@@ -75,11 +76,20 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .train import TrainingInterrupted
+
     try:
         return _dispatch(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"widelab lm {args.lm_cmd}: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:
+        print(
+            f"widelab lm {args.lm_cmd}: interrupted; checkpoint of step {e.step} saved in "
+            f"{args.out} (run the same command to resume)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -89,7 +99,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .hallucination import decode_budget, generate, hallucination_rate
     from .kg import make_kg, split_kg
     from .model import LMConfig, param_counts
-    from .runs import check_outputs, kg_from_file_or_synthetic, load_run, save_run
+    from .runs import (
+        check_outputs,
+        file_digest,
+        kg_from_file_or_synthetic,
+        load_run,
+        resume_run,
+        save_run,
+    )
     from .train import TrainConfig, train
 
     if args.lm_cmd == "make-kg":
@@ -120,8 +137,19 @@ def _dispatch(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
         )
         out = Path(args.out)
+        data = {
+            "kg": str(Path(args.kg).resolve()) if args.kg else None,
+            "kg_sha256": file_digest(args.kg) if args.kg else None,
+            "entities": None if args.kg else args.entities,
+            "homonyms": None if args.kg else args.homonyms,
+            "rules": None if args.kg else args.rules,
+            "unseen_fraction": args.unseen_fraction,
+            "split_by": args.split_by,
+        }
         if args.no_resume or not (out / "run.json").exists():
-            save_run(out, cfg, tc, tok, split)
+            save_run(out, cfg, tc, tok, split, data)
+        else:
+            resume_run(out, cfg, tc, data, extend=args.extend)
         stream = FactStream(encode_kg(tok, split.train), cfg.seq_len, tc.batch_size, tc.seed)
         print(
             f"{len(split.train)} training facts; {param_counts(cfg)['non_embedding']} "
