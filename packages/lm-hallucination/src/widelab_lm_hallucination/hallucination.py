@@ -20,6 +20,7 @@ import numpy as np
 
 from .corpus import Tokenizer
 from .kg import KnowledgeGraph, Query
+from .kvcache import choose, decode_cached
 from .model import LMConfig, logits_fn
 
 
@@ -42,19 +43,17 @@ class Generations:
     prompt_len: np.ndarray
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5))
-def _decode(cfg, params, buf, pos, n_new, greedy, key, temperature):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 9))
+def _decode_full(cfg, params, buf, pos, n_new, greedy, top_k, key, temperature, top_p):
+    """Reference decoder: the whole network over the whole buffer for every token."""
     rows = jnp.arange(buf.shape[0])
 
     def body(i, carry):
         buf, pos, done, key = carry
         logits = logits_fn(cfg, params, buf)
         last = logits[rows, jnp.clip(pos - 1, 0, buf.shape[1] - 1)]
-        if greedy:
-            nxt = jnp.argmax(last, axis=-1)
-        else:
-            key, sub = jax.random.split(key)
-            nxt = jax.random.categorical(sub, last / temperature, axis=-1)
+        key, sub = jax.random.split(key)
+        nxt = choose(last, greedy, sub, temperature, top_k, top_p)
         write = (~done) & (pos < buf.shape[1])
         cur = buf[rows, jnp.clip(pos, 0, buf.shape[1] - 1)]
         buf = buf.at[rows, jnp.clip(pos, 0, buf.shape[1] - 1)].set(
@@ -81,6 +80,9 @@ def generate(
     key: jax.Array | None = None,
     max_new: int | None = None,
     batch_size: int = 256,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    kv_cache: bool = True,
 ) -> Generations:
     """Generate objects for ``queries`` in batches (greedy or sampled).
 
@@ -97,6 +99,11 @@ def generate(
             many as the context leaves after the longest prompt. Pass
             :func:`decode_budget` of the graph to stop early.
         batch_size: rows per compiled batch (the last batch is padded).
+        top_k: sample only among the ``top_k`` most likely tokens (0: all).
+        top_p: sample only within the nucleus of probability mass ``top_p``
+            (Holtzman et al. 2020; 1: all).
+        kv_cache: decode incrementally with a key-value cache (False: recompute the
+            whole buffer for every token; same outputs, much slower).
 
     Returns:
         :class:`Generations` with ``len(queries) * n_samples`` rows.
@@ -111,6 +118,10 @@ def generate(
         raise ValueError("generate: sampling needs a PRNG key")
     if not greedy and not temperature > 0:
         raise ValueError(f"generate: temperature must be positive, got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"generate: top_k must be >= 0, got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
     rows_q = [q for q in queries for _ in range(n_samples)]
     prompts = [tok.encode_fact(s, r) for s, r in rows_q]
     longest = max(len(p) for p in prompts)
@@ -133,17 +144,20 @@ def generate(
     pos_p = np.concatenate([plen, np.repeat(plen[:1], n_pad)])
     key = jax.random.key(0) if key is None else key
     out = []
+    decode = decode_cached if kv_cache else _decode_full
     for b in range(0, len(buf_p), bs):
         key, sub = jax.random.split(key)
-        o = _decode(
+        o = decode(
             cfg,
             params,
             jnp.asarray(buf_p[b : b + bs]),
             jnp.asarray(pos_p[b : b + bs]),
             n_new,
             bool(greedy),
+            int(top_k),
             sub,
             jnp.float32(temperature),
+            float(top_p),
         )
         out.append(np.asarray(o))
     toks = np.concatenate(out)[: len(prompts)]
