@@ -6,6 +6,8 @@ exact-match hallucination rate, detectors, scaling studies and ReST-EM self-trai
 (Hron et al., COLM 2024; Singh et al. 2023).
 """
 
+from .baselines import auroc_standard_error, likelihood_scores
+from .bounds import capacity_bound, knowledge_bits, popular_object_baseline, rate_by
 from .corpus import SPECIALS, FactStream, Tokenizer, UnknownTokenError, encode_kg, pack
 from .detectors import (
     Detector,
@@ -44,6 +46,7 @@ from .kg import (
 from .layers import TokenEmbedding
 from .model import (
     LMConfig,
+    answer_mask,
     flops_per_token,
     hidden_states,
     init_lm,
@@ -58,6 +61,7 @@ from .selftrain import RestConfig, evaluate_queries, rest_em
 from .studies import (
     ComputeFit,
     StudyPoint,
+    chinchilla_comparison,
     chinchilla_compute,
     compute_for_rate,
     fit_rate_vs_compute,
@@ -143,6 +147,14 @@ __all__ = [
     "rest_em",
     "save_checkpoint",
     "save_run",
+    "chinchilla_comparison",
+    "capacity_bound",
+    "knowledge_bits",
+    "popular_object_baseline",
+    "rate_by",
+    "answer_mask",
+    "auroc_standard_error",
+    "likelihood_scores",
     "check_outputs",
     "read_run_json",
     "resume_run",

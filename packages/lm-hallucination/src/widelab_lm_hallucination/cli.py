@@ -67,7 +67,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--samples", type=int, default=8)
-    p.add_argument("--cap", type=int, default=2)
+    p.add_argument("--cap", type=int, default=2, help="most verified answers kept per query")
+    p.add_argument("--top-k", type=int, default=0, help="E-step top-k sampling (0: off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="E-step nucleus mass (1: off)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -215,8 +217,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             samples_per_query=args.samples,
             cap_per_query=args.cap,
             max_new=max_new,
+            top_k=args.top_k,
+            top_p=args.top_p,
             finetune=TrainConfig(
-                steps=args.steps, lr=1e-3, warmup=10, batch_size=run.tc.batch_size
+                steps=args.steps,
+                lr=1e-3,
+                warmup=10,
+                batch_size=run.tc.batch_size,
+                loss_on="answer",
             ),
         )
         hist, _ = rest_em(run.cfg, run.params, run.tok, run.split, rc, key=key)

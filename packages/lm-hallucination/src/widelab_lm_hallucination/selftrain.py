@@ -33,7 +33,10 @@ class RestConfig:
         samples_per_query: samples drawn per training query in the E-step.
         cap_per_query: most distinct verified samples kept per query.
         temperature: sampling temperature.
-        finetune: fine-tuning settings of the M-step (from the base model).
+        top_k: E-step sampling among the ``top_k`` most likely tokens (0: all).
+        top_p: E-step nucleus sampling mass (1: all).
+        finetune: fine-tuning settings of the M-step (from the base model); the
+            default trains on the answer tokens only (``loss_on="answer"``).
         eval_samples: samples per query for pass@k.
         pass_k: the ``k`` values reported.
         max_new: most generated tokens per query (None: :func:`decode_budget` of the
@@ -44,7 +47,9 @@ class RestConfig:
     samples_per_query: int = 8
     cap_per_query: int = 2
     temperature: float = 1.0
-    finetune: TrainConfig = TrainConfig(steps=100, lr=1e-3, warmup=10)
+    top_k: int = 0
+    top_p: float = 1.0
+    finetune: TrainConfig = TrainConfig(steps=100, lr=1e-3, warmup=10, loss_on="answer")
     eval_samples: int = 8
     pass_k: tuple[int, ...] = (1, 4)
     max_new: int | None = None
@@ -143,7 +148,7 @@ def rest_em(
     params = base_params
     its = range(1, rc.iterations + 1)
     for it in progress(its, desc="ReST-EM") if progress else its:
-        key, k_s, k_e = jax.random.split(key, 3)
+        key, k_s, k_e, k_f = jax.random.split(key, 4)
         gen = generate(
             cfg,
             params,
@@ -154,6 +159,8 @@ def rest_em(
             temperature=rc.temperature,
             key=k_s,
             max_new=max_new,
+            top_k=rc.top_k,
+            top_p=rc.top_p,
         )
         ok = ~is_hallucination(split.full, gen.queries, gen.objects, gen.finished)
         kept: dict[Query, list[str]] = {}
@@ -165,10 +172,10 @@ def rest_em(
         rec = {"iteration": it, "kept": len(triples), "reward": float(ok.mean())}
         if triples:
             data = KnowledgeGraph.from_triples(triples)
-            stream = FactStream(
-                encode_kg(tok, data), cfg.seq_len, rc.finetune.batch_size, rc.finetune.seed + it
-            )
-            params = train(cfg, rc.finetune, stream, init_params=base_params).state.params
+            seed = int(jax.random.randint(k_f, (), 0, 2**31 - 1))  # data order and step keys
+            ft = dataclasses.replace(rc.finetune, seed=seed)
+            stream = FactStream(encode_kg(tok, data), cfg.seq_len, ft.batch_size, seed)
+            params = train(cfg, ft, stream, init_params=base_params).state.params
         rec.update(evaluate(params, k_e))
         history.append(rec)
     return history, params

@@ -73,6 +73,8 @@ class TrainConfig:
         seed: seed of parameters, data order and step keys.
         log_every: steps between JSONL metric lines.
         checkpoint_every: steps between checkpoints (0: only at the end).
+        loss_on: ``"all"`` tokens or only the ``"answer"`` tokens (object and
+            ``<EOS>``; see :func:`~widelab_lm_hallucination.answer_mask`).
     """
 
     steps: int = 200
@@ -85,8 +87,13 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 0
+    loss_on: str = "all"
 
     def __post_init__(self):
+        if self.loss_on not in ("all", "answer"):
+            raise ValueError(
+                f"TrainConfig: loss_on must be 'all' or 'answer', got {self.loss_on!r}"
+            )
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(
                 f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, "
@@ -130,9 +137,10 @@ def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
     optimizer = make_optimizer(tc)
 
     def step(params, opt_state, rows, key):
-        loss, grads = jax.value_and_grad(lambda p: next_token_loss(cfg, p, rows, pad_id, key))(
-            params
-        )
+        answer_only = tc.loss_on == "answer"
+        loss, grads = jax.value_and_grad(
+            lambda p: next_token_loss(cfg, p, rows, pad_id, key, answer_only)
+        )(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, optax.tree.norm(grads)
 
