@@ -37,6 +37,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--no-resume", action="store_true", help="start over in --out")
+    p.add_argument(
+        "--data-parallel", action="store_true", help="split each batch over all local devices"
+    )
+    p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 weights")
     p.add_argument("--extend", action="store_true", help="allow more --steps than the run recorded")
     p.add_argument("--out", required=True, help="run folder")
 
@@ -137,6 +141,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             lr=args.lr,
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
+            compute_dtype="bfloat16" if args.bf16 else "float32",
         )
         out = Path(args.out)
         data = {
@@ -158,7 +163,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             "non-embedding parameters"
         )
         res = train(
-            cfg, tc, stream, run_dir=out, resume=not args.no_resume, progress=sys.stderr.isatty()
+            cfg,
+            tc,
+            stream,
+            run_dir=out,
+            resume=not args.no_resume,
+            progress=sys.stderr.isatty(),
+            devices=jax.local_devices() if args.data_parallel else None,
         )
         last = res.losses[-1] if res.losses else float("nan")
         print(

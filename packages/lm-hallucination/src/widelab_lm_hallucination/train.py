@@ -23,7 +23,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -75,6 +75,9 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (0: only at the end).
         loss_on: ``"all"`` tokens or only the ``"answer"`` tokens (object and
             ``<EOS>``; see :func:`~widelab_lm_hallucination.answer_mask`).
+        compute_dtype: ``"float32"`` or ``"bfloat16"``: the forward and backward pass
+            run on parameters cast to this type; the optimizer keeps float32 master
+            weights (mixed precision, Micikevicius et al. 2018).
     """
 
     steps: int = 200
@@ -88,8 +91,14 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 0
     loss_on: str = "all"
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(
+                f"TrainConfig: compute_dtype must be 'float32' or 'bfloat16', got "
+                f"{self.compute_dtype!r}"
+            )
         if self.loss_on not in ("all", "answer"):
             raise ValueError(
                 f"TrainConfig: loss_on must be 'all' or 'answer', got {self.loss_on!r}"
@@ -138,9 +147,13 @@ def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
 
     def step(params, opt_state, rows, key):
         answer_only = tc.loss_on == "answer"
-        loss, grads = jax.value_and_grad(
-            lambda p: next_token_loss(cfg, p, rows, pad_id, key, answer_only)
-        )(params)
+        dtype = jnp.dtype(tc.compute_dtype)
+
+        def loss_fn(p):
+            p = jax.tree.map(lambda x: x.astype(dtype), p)  # master weights stay float32
+            return next_token_loss(cfg, p, rows, pad_id, key, answer_only)
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, optax.tree.norm(grads)
 
@@ -327,6 +340,7 @@ def train(
     stop_after: int | None = None,
     callback: Callable[[TrainState, jax.Array], None] | None = None,
     progress: bool = False,
+    devices: Sequence[jax.Device] | None = None,
 ) -> TrainResult:
     """Train a language model on a fact stream.
 
@@ -344,6 +358,11 @@ def train(
             holds arrays the callback may keep (the next step does not reuse them)
             and ``loss`` is a device scalar (``float(loss)`` waits for the step).
         progress: show a tqdm bar with loss, tokens/s and MFU.
+        devices: data-parallel devices (default: the default device only; pass
+            ``jax.local_devices()`` for all). With more than one, each batch is split
+            along its rows over a ``jax.sharding`` mesh and parameters and optimizer
+            state are replicated; the compiled step then all-reduces the gradients.
+            ``tc.batch_size`` must divide evenly.
 
     Returns:
         A :class:`TrainResult`.
@@ -357,6 +376,12 @@ def train(
     if stream.seq_len != cfg.seq_len:
         raise ValueError(f"stream rows hold seq_len={stream.seq_len}, model has {cfg.seq_len}")
     run_dir = Path(run_dir) if run_dir is not None else None
+    devices = list(jax.local_devices()[:1] if devices is None else devices)
+    if not devices or tc.batch_size % len(devices):
+        raise ValueError(
+            f"data-parallel training over {len(devices)} devices needs a batch_size divisible "
+            f"by it, got batch_size={tc.batch_size}"
+        )
     state = init_state(cfg, tc, init_params)
     ckpt = run_dir / CHECKPOINT if run_dir is not None else None
     if run_dir is not None and resume:
@@ -379,6 +404,13 @@ def train(
 
     bar = tqdm(total=end - state.step, disable=not progress, leave=False, desc="train")
     params, opt_state, key, cursor = state.params, state.opt_state, state.key, state.cursor
+    put_rows = jnp.asarray
+    if len(devices) > 1:
+        mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        by_row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        params, opt_state, key = jax.device_put((params, opt_state, key), replicated)
+        put_rows = lambda rows: jax.device_put(rows, by_row)  # noqa: E731
     t_first = None
     first_step = state.step
     tps = mfu = 0.0
@@ -387,7 +419,7 @@ def train(
         for step in range(state.step, end):
             rows, cursor = stream.next_batch(cursor)
             key, k_step = jax.random.split(key)
-            params, opt_state, loss, gnorm = step_fn(params, opt_state, jnp.asarray(rows), k_step)
+            params, opt_state, loss, gnorm = step_fn(params, opt_state, put_rows(rows), k_step)
             losses.append(loss)
             done = step + 1
             if t_first is None:
