@@ -65,8 +65,14 @@ def test_torn_metrics_line_is_dropped_with_a_warning(tmp_path):
 
 def test_callback_may_keep_the_arrays_it_gets():
     cfg, tc, stream = _setup(steps=3)
-    kept = []
-    train(cfg, tc, stream, callback=lambda state, loss: kept.append((state.params, loss)))
+    kept, steps = [], []
+
+    def cb(state, loss):
+        kept.append((state.params, loss))
+        steps.append(state.step)
+
+    train(cfg, tc, stream, callback=cb)
+    assert steps == [1, 2, 3] and all(type(s) is int for s in steps)
     leaves = [np.asarray(leaf) for p, _ in kept for leaf in jax.tree.leaves(p)]  # none deleted
     assert len(leaves) == 3 * len(jax.tree.leaves(kept[0][0]))
     assert not np.array_equal(leaves[0], leaves[len(leaves) // 3])  # distinct steps kept

@@ -428,7 +428,8 @@ def train(
             state = TrainState(params, opt_state, done, key, cursor)
             if callback is not None:
                 # the next step donates params and opt_state: hand over copies
-                callback(jax.tree.map(jnp.copy, state), loss)
+                kept = jax.tree.map(jnp.copy, (params, opt_state))
+                callback(state._replace(params=kept[0], opt_state=kept[1]), loss)
             log = done % tc.log_every == 0 or done == end
             if log:
                 loss_f = float(loss)  # waits for this step: the clock is honest here
