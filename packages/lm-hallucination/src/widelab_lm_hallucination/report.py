@@ -196,7 +196,8 @@ def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, 
     sec.table(
         cols,
         [[r[c] for c in cols] for r in rows],
-        caption="Frozen-LM detector heads against LM size (AUC-PR chance = prevalence).",
+        caption="Frozen-LM detector heads and the LM's own training-free likelihood scores "
+        "(object NLL, token entropy) against LM size (AUC-PR chance = prevalence).",
     )
     by_size = [DetectorConfig(width=w) for w in widths]
     by_size.append(DetectorConfig(mode="finetune", steps=100))
@@ -225,7 +226,8 @@ def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, 
             "confident outputs are checked against the KG.",
         )
     cfg, params = lms[len(lms) // 2]
-    rc = RestConfig(iterations=2, finetune=dataclasses.replace(tc, steps=rest_steps, lr=1e-3))
+    ft = dataclasses.replace(tc, steps=rest_steps, lr=1e-3, loss_on="answer")
+    rc = RestConfig(iterations=2, finetune=ft)
     hist, _ = rest_em(cfg, params, tok, split, rc, key=key)
     keys = list(hist[0])
     sec.table(keys, [[h[k] for k in keys] for h in hist], caption="ReST-EM per iteration.")
