@@ -48,7 +48,8 @@ def main() -> None:
     for r in detectability(lms[-1:], split.full, tok, seen, sizes, key=jax.random.key(0)):
         print("DETSIZE", json.dumps(r), flush=True)
     cfg, params = lms[1]
-    rc = RestConfig(iterations=2, finetune=dataclasses.replace(tc, steps=150, lr=1e-3))
+    ft = dataclasses.replace(tc, steps=150, lr=1e-3, loss_on="answer")
+    rc = RestConfig(iterations=2, finetune=ft)
     hist, _ = rest_em(cfg, params, tok, split, rc, key=jax.random.key(1))
     for h in hist:
         print("REST", json.dumps(h), flush=True)

@@ -71,3 +71,56 @@ def test_bad_inputs_exit_with_clear_errors(tmp_path, capsys):
     assert "no run.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _run(["detect"])  # --run is required
+
+
+TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--seq-len", "48"]
+TINY += ["--batch-size", "4", "--steps", "2", "--unseen-fraction", "0"]
+
+
+def test_train_never_writes_over_its_input(tmp_path, capsys):
+    # the user's graph file, with a comment and a duplicate line, inside the run folder
+    text = "# my graph\nAnn\tborn in\tParis\nAnn\tborn in\tParis\nBo\tborn in\tRome\n"
+    kg = tmp_path / "kg.tsv"
+    kg.write_text(text)
+    assert _run(["train", "--kg", str(kg), *TINY, "--out", str(tmp_path)]) == 0
+    assert kg.read_text() == text
+    assert (tmp_path / "graph.tsv").exists()
+    # an input named like one of the run's outputs is refused before any work
+    for name in ("graph.tsv", "run.json", "metrics.jsonl"):
+        src = tmp_path / f"in_{name}" / name
+        src.parent.mkdir(exist_ok=True)
+        src.write_text(text)
+        capsys.readouterr()
+        assert _run(["train", "--kg", str(src), *TINY, "--out", str(src.parent)]) == 2
+        assert f"would overwrite the input {src}" in capsys.readouterr().err
+        assert src.read_text() == text
+        assert sorted(p.name for p in src.parent.iterdir()) == [name]
+    assert _run(["train", "--kg", str(kg), *TINY, "--out", str(kg)]) == 2
+    assert "is an existing file" in capsys.readouterr().err
+    assert kg.read_text() == text
+
+
+def test_resume_with_other_settings_is_refused_and_extension_recorded(tmp_path, capsys):
+    kg = tmp_path / "kg.tsv"
+    kg.write_text("".join(f"P{i}\tborn in\tC{i % 3}\n" for i in range(10)))
+    out = tmp_path / "run"
+    base = ["train", "--kg", str(kg), *TINY, "--out", str(out)]
+    assert _run(base) == 0
+    meta = (out / "run.json").read_text()
+    capsys.readouterr()
+    assert _run([*base, "--unseen-fraction", "0.3", "--lr", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert "data.unseen_fraction: 0.0 recorded, 0.3 given" in err
+    assert "train.lr: 0.003 recorded, 0.01 given" in err
+    assert (out / "run.json").read_text() == meta
+    # a finished run is lengthened only on request, and the request is recorded
+    assert _run([*base, "--steps", "4"]) == 2
+    assert "--extend" in capsys.readouterr().err
+    assert _run([*base, "--steps", "4", "--extend"]) == 0
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["extensions"] == [{"from": 2, "to": 4}] and rec["train"]["steps"] == 4
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 4
+    # the input changed on disk: a different graph is a different run
+    kg.write_text(kg.read_text() + "P99\tborn in\tC0\n")
+    assert _run([*base, "--steps", "4"]) == 2
+    assert "data.kg_sha256" in capsys.readouterr().err

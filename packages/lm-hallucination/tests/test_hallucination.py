@@ -6,11 +6,20 @@ import math
 import numpy as np
 import pytest
 from widelab_lm_hallucination import (
+    FactStream,
+    KnowledgeGraph,
+    LMConfig,
+    Tokenizer,
+    TrainConfig,
     UnknownTokenError,
     bootstrap_ci,
+    decode_budget,
+    encode_kg,
+    evaluate_queries,
     generate,
     hallucination_rate,
     pass_at_k,
+    train,
 )
 
 
@@ -87,3 +96,40 @@ def test_bad_queries(tiny_lm, key):
         generate(cfg, params, tok, [(s * 20, r)])
     with pytest.raises(ValueError, match="no queries"):
         generate(cfg, params, tok, [])
+
+
+LONG = (
+    ("Ann", "studied at", "Massachusetts Institute of Technology"),
+    ("Bo", "studied at", "California Institute of Technology"),
+    ("Cy", "studied at", "Swiss Federal Institute of Technology"),
+    ("Di", "studied at", "Royal Institute of Technology"),
+)
+
+
+@pytest.fixture(scope="module")
+def long_name_lm():
+    """A tiny LM that memorised four facts whose objects are 29-37 characters long."""
+    kg = KnowledgeGraph.from_triples(LONG)
+    tok = Tokenizer.fit(kg.triples)
+    cfg = LMConfig(tok.vocab_size, d_model=32, n_layers=1, n_heads=2, seq_len=48)
+    tc = TrainConfig(steps=150, batch_size=4, lr=1e-2, warmup=10)
+    res = train(cfg, tc, FactStream(encode_kg(tok, kg), cfg.seq_len, tc.batch_size))
+    return cfg, res.state.params, tok, kg
+
+
+def test_long_multi_token_objects_decode_in_full(long_name_lm, key):
+    cfg, params, tok, kg = long_name_lm
+    qs = kg.queries()
+    assert decode_budget(tok, kg) == len(LONG[0][2]) + 3
+    # the generous default budget (the rest of the context) shows the names are memorised
+    full = generate(cfg, params, tok, qs)
+    assert list(full.objects) == [t[2] for t in LONG] and full.finished.all()
+    est, gen = hallucination_rate(cfg, params, tok, kg, qs)
+    assert est.rate == 0.0 and gen.objects == full.objects
+    acc = evaluate_queries(cfg, params, tok, kg, qs, n_samples=2, ks=(1,), key=key)
+    assert acc["accuracy"] == 1.0
+    # an explicit budget shorter than the names leaves them unfinished: hallucinations
+    short, _ = hallucination_rate(cfg, params, tok, kg, qs, max_new=24)
+    assert short.rate == 1.0
+    with pytest.raises(ValueError, match="max_new"):
+        generate(cfg, params, tok, qs, max_new=0)

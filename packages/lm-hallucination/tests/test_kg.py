@@ -116,6 +116,17 @@ def test_malformed_lines_name_file_and_line(tmp_path, reader, text, line):
     assert e.value.line == line
 
 
+@pytest.mark.parametrize("reader", [read_tsv, read_ntriples])
+def test_bad_encoding_names_file_and_line(tmp_path, reader):
+    p = tmp_path / "latin1.txt"
+    good = "<a> <b> <c> .\n" if reader is read_ntriples else "a\tb\tc\n"
+    p.write_bytes(good.encode() * 2 + "Z\u00fcrich\tb\tc\n".encode("latin-1"))
+    with pytest.raises(
+        KGFormatError, match=r"latin1\.txt:3: not UTF-8 text \(byte 0xfc at column 2\)"
+    ):
+        reader(p)
+
+
 def test_empty_kg_is_an_error(tmp_path):
     p = tmp_path / "empty.tsv"
     p.write_text("# nothing\n\n")

@@ -18,4 +18,7 @@ def test_full_extras_on_tiny_models(tiny_kg):
     assert any("against LM size" in c for c in captions)
     assert any("ReST-EM" in c for c in captions)
     rows = [b[1][1] for b in sec.blocks if b[0] == "table" and "LM size" in b[1][2]][0]
-    assert len(rows) == 2  # one LM x (sentence, token)
+    # one LM x (sentence head, token head, object NLL, token entropy)
+    assert [r[2] for r in rows] == ["frozen", "frozen", "object NLL", "token entropy"]
+    for r in rows:  # AUC-PR, prevalence and AUROC are probabilities or NaN (one class)
+        assert all(x != x or 0.0 <= x <= 1.0 for x in r[4:7])

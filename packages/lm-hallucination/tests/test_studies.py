@@ -8,9 +8,11 @@ from widelab_lm_hallucination import (
     StudyPoint,
     Tokenizer,
     TrainConfig,
+    chinchilla_comparison,
     chinchilla_compute,
     compute_for_rate,
     fit_rate_vs_compute,
+    hallucination_rate,
     split_kg,
     train_with_evals,
 )
@@ -43,6 +45,19 @@ def test_chinchilla_allocation():
     )
 
 
+def test_chinchilla_comparison_says_when_it_means_nothing():
+    # rate = 0.5 (C / 1e18)^-1/2: 5% at C = 1e20
+    fit = fit_rate_vs_compute([_pt(c, 0.5 * (c / 1e18) ** -0.5) for c in (1e18, 1e19)])
+    ok = chinchilla_comparison(fit, tokens=2e10, measured=2e19)  # N = 1e9, C = 1.2e20
+    assert ok["meaningful"] and ok["reason"] == ""
+    assert ok["ratio"] == pytest.approx(1e20 / 1.2e20, rel=1e-6)
+    tiny = chinchilla_comparison(fit, tokens=1.6e3, measured=1e19)
+    assert not tiny["meaningful"] and math.isnan(tiny["ratio"])
+    assert "80 parameters" in tiny["reason"]
+    far = chinchilla_comparison(fit, tokens=2e10, measured=1e18)
+    assert not far["meaningful"] and "ten times beyond" in far["reason"]
+
+
 def test_train_with_evals_reports_each_epoch_mark(tiny_kg):
     split = split_kg(tiny_kg, 0.2, seed=0)
     tok = Tokenizer.fit(tiny_kg.triples)
@@ -54,4 +69,9 @@ def test_train_with_evals_reports_each_epoch_mark(tiny_kg):
     assert pts[1].steps == res.state.step > pts[0].steps
     # compute is linear in steps
     assert pts[1].compute / pts[0].compute == pytest.approx(pts[1].steps / pts[0].steps)
-    assert all(0 <= p.seen <= 1 and 0 <= p.unseen <= 1 for p in pts)
+    # the last point is the rate of the final parameters (not of a stale or freed copy)
+    seen = split.train.queries()
+    est, _ = hallucination_rate(cfg, res.state.params, tok, split.full, seen, n_boot=200)
+    assert (pts[-1].seen, pts[-1].seen_low, pts[-1].seen_high) == (est.rate, est.low, est.high)
+    un, _ = hallucination_rate(cfg, res.state.params, tok, split.full, list(split.unseen))
+    assert pts[-1].unseen == un.rate

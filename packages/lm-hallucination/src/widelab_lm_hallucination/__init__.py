@@ -6,6 +6,8 @@ exact-match hallucination rate, detectors, scaling studies and ReST-EM self-trai
 (Hron et al., COLM 2024; Singh et al. 2023).
 """
 
+from .baselines import auroc_standard_error, likelihood_scores
+from .bounds import capacity_bound, knowledge_bits, popular_object_baseline, rate_by
 from .corpus import SPECIALS, FactStream, Tokenizer, UnknownTokenError, encode_kg, pack
 from .detectors import (
     Detector,
@@ -24,6 +26,7 @@ from .hallucination import (
     Generations,
     RateEstimate,
     bootstrap_ci,
+    decode_budget,
     generate,
     hallucination_rate,
     is_hallucination,
@@ -43,6 +46,7 @@ from .kg import (
 from .layers import TokenEmbedding
 from .model import (
     LMConfig,
+    answer_mask,
     flops_per_token,
     hidden_states,
     init_lm,
@@ -52,11 +56,12 @@ from .model import (
     size_family,
     transformer,
 )
-from .runs import Run, load_run, save_run
+from .runs import Run, check_outputs, load_run, read_run_json, resume_run, save_run
 from .selftrain import RestConfig, evaluate_queries, rest_em
 from .studies import (
     ComputeFit,
     StudyPoint,
+    chinchilla_comparison,
     chinchilla_compute,
     compute_for_rate,
     fit_rate_vs_compute,
@@ -64,13 +69,17 @@ from .studies import (
     train_with_evals,
 )
 from .train import (
+    RunFormatError,
     TrainConfig,
+    TrainingInterrupted,
     TrainResult,
     TrainState,
     init_state,
     load_checkpoint,
+    load_latest_checkpoint,
     make_optimizer,
     peak_flops,
+    read_metrics,
     save_checkpoint,
     train,
 )
@@ -96,6 +105,10 @@ __all__ = [
     "TokenEmbedding",
     "Tokenizer",
     "TrainConfig",
+    "RunFormatError",
+    "TrainingInterrupted",
+    "load_latest_checkpoint",
+    "read_metrics",
     "TrainResult",
     "TrainState",
     "UnknownTokenError",
@@ -111,6 +124,7 @@ __all__ = [
     "evaluate_queries",
     "fit_rate_vs_compute",
     "flops_per_token",
+    "decode_budget",
     "generate",
     "hallucination_rate",
     "hidden_states",
@@ -133,6 +147,17 @@ __all__ = [
     "rest_em",
     "save_checkpoint",
     "save_run",
+    "chinchilla_comparison",
+    "capacity_bound",
+    "knowledge_bits",
+    "popular_object_baseline",
+    "rate_by",
+    "answer_mask",
+    "auroc_standard_error",
+    "likelihood_scores",
+    "check_outputs",
+    "read_run_json",
+    "resume_run",
     "size_epoch_study",
     "size_family",
     "split_generations",

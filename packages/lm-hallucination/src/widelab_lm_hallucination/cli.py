@@ -36,7 +36,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--no-resume", action="store_true", help="start over in --out")
+    p.add_argument(
+        "--data-parallel", action="store_true", help="split each batch over all local devices"
+    )
+    p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 weights")
+    p.add_argument("--extend", action="store_true", help="allow more --steps than the run recorded")
     p.add_argument("--out", required=True, help="run folder")
 
     p = sub.add_parser("evaluate", help="hallucination rates of a trained run")
@@ -45,6 +50,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+    )
 
     p = sub.add_parser("detect", help="train and score a hallucination detector")
     p.add_argument("--run", required=True)
@@ -55,14 +63,22 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=4)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+    )
 
     p = sub.add_parser("self-train", help="ReST-EM with the KG as verifier")
     p.add_argument("--run", required=True)
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--samples", type=int, default=8)
-    p.add_argument("--cap", type=int, default=2)
+    p.add_argument("--cap", type=int, default=2, help="most verified answers kept per query")
+    p.add_argument("--top-k", type=int, default=0, help="E-step top-k sampling (0: off)")
+    p.add_argument("--top-p", type=float, default=1.0, help="E-step nucleus mass (1: off)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+    )
 
     from .extraction.cli import configure as configure_extract
 
@@ -72,11 +88,20 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .train import TrainingInterrupted
+
     try:
         return _dispatch(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"widelab lm {args.lm_cmd}: {e}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as e:
+        print(
+            f"widelab lm {args.lm_cmd}: interrupted; checkpoint of step {e.step} saved in "
+            f"{args.out} (run the same command to resume)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -88,10 +113,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     import jax
 
     from .corpus import FactStream, Tokenizer, encode_kg
-    from .hallucination import generate, hallucination_rate
+    from .hallucination import decode_budget, generate, hallucination_rate
     from .kg import make_kg, split_kg
     from .model import LMConfig, param_counts
-    from .runs import kg_from_file_or_synthetic, load_run, save_run
+    from .runs import (
+        check_outputs,
+        file_digest,
+        kg_from_file_or_synthetic,
+        load_run,
+        resume_run,
+        save_run,
+    )
     from .train import TrainConfig, train
 
     if args.lm_cmd == "make-kg":
@@ -102,6 +134,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {len(kg)} triples, {len(kg.queries())} queries to {args.out}")
         return 0
     if args.lm_cmd == "train":
+        check_outputs(args.out, [args.kg])
         kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed, args.homonyms, args.rules)
         split = split_kg(kg, args.unseen_fraction, by=args.split_by, seed=args.seed)
         tok = Tokenizer.fit(kg.triples)
@@ -119,17 +152,35 @@ def _dispatch(args: argparse.Namespace) -> int:
             lr=args.lr,
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
+            compute_dtype="bfloat16" if args.bf16 else "float32",
         )
         out = Path(args.out)
+        data = {
+            "kg": str(Path(args.kg).resolve()) if args.kg else None,
+            "kg_sha256": file_digest(args.kg) if args.kg else None,
+            "entities": None if args.kg else args.entities,
+            "homonyms": None if args.kg else args.homonyms,
+            "rules": None if args.kg else args.rules,
+            "unseen_fraction": args.unseen_fraction,
+            "split_by": args.split_by,
+        }
         if args.no_resume or not (out / "run.json").exists():
-            save_run(out, cfg, tc, tok, split)
+            save_run(out, cfg, tc, tok, split, data)
+        else:
+            resume_run(out, cfg, tc, data, extend=args.extend)
         stream = FactStream(encode_kg(tok, split.train), cfg.seq_len, tc.batch_size, tc.seed)
         print(
             f"{len(split.train)} training facts; {param_counts(cfg)['non_embedding']} "
             "non-embedding parameters"
         )
         res = train(
-            cfg, tc, stream, run_dir=out, resume=not args.no_resume, progress=sys.stderr.isatty()
+            cfg,
+            tc,
+            stream,
+            run_dir=out,
+            resume=not args.no_resume,
+            progress=sys.stderr.isatty(),
+            devices=jax.local_devices() if args.data_parallel else None,
         )
         last = res.losses[-1] if res.losses else float("nan")
         print(
@@ -139,6 +190,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     run = load_run(args.run)
     key = jax.random.key(args.seed)
+    if args.max_new is not None and args.max_new < 1:
+        raise ValueError(f"--max-new must be >= 1, got {args.max_new}")
+    max_new = args.max_new if args.max_new is not None else decode_budget(run.tok, run.split.full)
     if args.lm_cmd == "evaluate":
         out = {}
         for name, qs in (("seen", run.split.seen), ("unseen", run.split.unseen)):
@@ -153,6 +207,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                     n_samples=args.samples if args.sampled else 1,
                     temperature=args.temperature,
                     key=key,
+                    max_new=max_new,
                 )
                 out[name] = est.as_dict()
         print(json.dumps(out, indent=2))
@@ -169,6 +224,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             n_samples=args.samples,
             temperature=args.temperature,
             key=key,
+            max_new=max_new,
         )
         tr, te = split_generations(gen, seed=args.seed)
         dcfg = DetectorConfig(task=args.task, mode=args.mode, width=args.width, steps=args.steps)
@@ -182,8 +238,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             iterations=args.iterations,
             samples_per_query=args.samples,
             cap_per_query=args.cap,
+            max_new=max_new,
+            top_k=args.top_k,
+            top_p=args.top_p,
             finetune=TrainConfig(
-                steps=args.steps, lr=1e-3, warmup=10, batch_size=run.tc.batch_size
+                steps=args.steps,
+                lr=1e-3,
+                warmup=10,
+                batch_size=run.tc.batch_size,
+                loss_on="answer",
             ),
         )
         hist, _ = rest_em(run.cfg, run.params, run.tok, run.split, rc, key=key)

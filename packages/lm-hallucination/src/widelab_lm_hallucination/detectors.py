@@ -373,12 +373,17 @@ def detectability(
     For each LM, sample ``n_samples`` objects per query, split the outputs by query into
     halves, train every detector config on one half and score it on the other.
 
+    Each LM also gets the training-free baselines of
+    :func:`~widelab_lm_hallucination.likelihood_scores` on the same held-out half
+    (``mode`` ``"object NLL"`` and ``"token entropy"``, width 0).
+
     Returns:
         One record per (LM, detector): ``d_model``, ``task``, ``mode``, ``width``,
         ``auc_pr``, ``prevalence``, ``auroc``, ``n`` (NaN metrics when a half holds a
         single class).
     """
-    from .hallucination import generate
+    from .baselines import likelihood_scores
+    from .hallucination import decode_budget, generate
 
     out = []
     for cfg, params in lms:
@@ -392,6 +397,7 @@ def detectability(
             n_samples=n_samples,
             temperature=temperature,
             key=k_gen,
+            max_new=decode_budget(tok, kg),
         )
         tr, te = split_generations(gen, seed=0)
         for dc in detectors:
@@ -401,5 +407,15 @@ def detectability(
                 rec.update(dataclasses.asdict(evaluate_detector(det, kg, te)))
             except ValueError:
                 rec.update(auc_pr=float("nan"), prevalence=float("nan"), auroc=float("nan"), n=0)
+            out.append(rec)
+        y = is_hallucination(kg, te.queries, te.objects, te.finished)
+        for name, score in likelihood_scores(cfg, params, te).items():
+            rec = {"d_model": cfg.d_model, "task": "sentence", "width": 0}
+            rec["mode"] = name.replace("_", " ").replace("nll", "NLL")
+            if 0 < y.sum() < len(y):
+                rec.update(auc_pr=average_precision(y, score), auroc=auroc(y, score))
+            else:
+                rec.update(auc_pr=float("nan"), auroc=float("nan"))
+            rec.update(prevalence=float(y.mean()), n=len(y))
             out.append(rec)
     return out

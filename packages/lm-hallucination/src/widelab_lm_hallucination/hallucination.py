@@ -20,6 +20,7 @@ import numpy as np
 
 from .corpus import Tokenizer
 from .kg import KnowledgeGraph, Query
+from .kvcache import choose, decode_cached
 from .model import LMConfig, logits_fn
 
 
@@ -42,19 +43,17 @@ class Generations:
     prompt_len: np.ndarray
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5))
-def _decode(cfg, params, buf, pos, n_new, greedy, key, temperature):
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 9))
+def _decode_full(cfg, params, buf, pos, n_new, greedy, top_k, key, temperature, top_p):
+    """Reference decoder: the whole network over the whole buffer for every token."""
     rows = jnp.arange(buf.shape[0])
 
     def body(i, carry):
         buf, pos, done, key = carry
         logits = logits_fn(cfg, params, buf)
         last = logits[rows, jnp.clip(pos - 1, 0, buf.shape[1] - 1)]
-        if greedy:
-            nxt = jnp.argmax(last, axis=-1)
-        else:
-            key, sub = jax.random.split(key)
-            nxt = jax.random.categorical(sub, last / temperature, axis=-1)
+        key, sub = jax.random.split(key)
+        nxt = choose(last, greedy, sub, temperature, top_k, top_p)
         write = (~done) & (pos < buf.shape[1])
         cur = buf[rows, jnp.clip(pos, 0, buf.shape[1] - 1)]
         buf = buf.at[rows, jnp.clip(pos, 0, buf.shape[1] - 1)].set(
@@ -81,6 +80,9 @@ def generate(
     key: jax.Array | None = None,
     max_new: int | None = None,
     batch_size: int = 256,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    kv_cache: bool = True,
 ) -> Generations:
     """Generate objects for ``queries`` in batches (greedy or sampled).
 
@@ -93,9 +95,15 @@ def generate(
         n_samples: samples per query (rows are query-major).
         temperature: sampling temperature.
         key: PRNG key for sampling (required when ``greedy`` is False).
-        max_new: most tokens generated per query (``<EOS>`` included); default: the
-            longest name the tokenizer can spell in the context, at most 24.
+        max_new: most tokens generated per query (``<EOS>`` included); default: as
+            many as the context leaves after the longest prompt. Pass
+            :func:`decode_budget` of the graph to stop early.
         batch_size: rows per compiled batch (the last batch is padded).
+        top_k: sample only among the ``top_k`` most likely tokens (0: all).
+        top_p: sample only within the nucleus of probability mass ``top_p``
+            (Holtzman et al. 2020; 1: all).
+        kv_cache: decode incrementally with a key-value cache (False: recompute the
+            whole buffer for every token; same outputs, much slower).
 
     Returns:
         :class:`Generations` with ``len(queries) * n_samples`` rows.
@@ -110,13 +118,19 @@ def generate(
         raise ValueError("generate: sampling needs a PRNG key")
     if not greedy and not temperature > 0:
         raise ValueError(f"generate: temperature must be positive, got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"generate: top_k must be >= 0, got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
     rows_q = [q for q in queries for _ in range(n_samples)]
     prompts = [tok.encode_fact(s, r) for s, r in rows_q]
     longest = max(len(p) for p in prompts)
     if longest >= cfg.seq_len:
         raise ValueError(f"a prompt has {longest} tokens; the model context is {cfg.seq_len}")
     if max_new is None:
-        max_new = 24
+        max_new = cfg.seq_len - longest
+    if max_new < 1:
+        raise ValueError(f"generate: max_new must be >= 1, got {max_new}")
     width = min(cfg.seq_len, -(-(longest + max_new) // 16) * 16)
     n_new = min(max_new, width - 1)
     buf = np.zeros((len(prompts), width), np.int32)
@@ -130,17 +144,20 @@ def generate(
     pos_p = np.concatenate([plen, np.repeat(plen[:1], n_pad)])
     key = jax.random.key(0) if key is None else key
     out = []
+    decode = decode_cached if kv_cache else _decode_full
     for b in range(0, len(buf_p), bs):
         key, sub = jax.random.split(key)
-        o = _decode(
+        o = decode(
             cfg,
             params,
             jnp.asarray(buf_p[b : b + bs]),
             jnp.asarray(pos_p[b : b + bs]),
             n_new,
             bool(greedy),
+            int(top_k),
             sub,
             jnp.float32(temperature),
+            float(top_p),
         )
         out.append(np.asarray(o))
     toks = np.concatenate(out)[: len(prompts)]
@@ -152,6 +169,25 @@ def generate(
         end = plen[i] + len(name) + (1 if ok else 0)
         toks[i, end:] = 0
     return Generations(tuple(rows_q), tuple(objs), np.asarray(fin), toks, plen)
+
+
+def decode_budget(tok: Tokenizer, kg: KnowledgeGraph, margin: int = 2) -> int:
+    """Tokens to generate so that every object of ``kg`` fits: the longest object name
+    in tokens, plus ``<EOS>``, plus ``margin``.
+
+    Example:
+        >>> from widelab_lm_hallucination import KnowledgeGraph, Tokenizer
+        >>> mit = "Massachusetts Institute of Technology"
+        >>> kg = KnowledgeGraph.from_triples([("Ann", "studied at", mit)])
+        >>> decode_budget(Tokenizer.fit(kg.triples), kg)
+        40
+
+    Raises:
+        ValueError: a negative ``margin``.
+    """
+    if margin < 0:
+        raise ValueError(f"decode_budget: margin must be >= 0, got {margin}")
+    return max(len(tok.encode_name(o)) for _, _, o in kg.triples) + 1 + margin
 
 
 def is_hallucination(
@@ -238,16 +274,26 @@ def hallucination_rate(
     temperature: float = 1.0,
     key: jax.Array | None = None,
     n_boot: int = 1000,
+    max_new: int | None = None,
 ) -> tuple[RateEstimate, Generations]:
     """Share of generated objects that are not valid for their query, with a 95% CI.
 
-    Generation stops two tokens past the graph's longest object name, so a longer
-    output is an (unfinished) hallucination either way.
+    Args:
+        cfg, params, tok: the model and its tokenizer.
+        kg: the full graph (ground truth).
+        queries: ``(subject, relation)`` pairs to ask.
+        greedy, n_samples, temperature, key: decoding (see :func:`generate`).
+        n_boot: bootstrap replicates of the interval.
+        max_new: most generated tokens per query; default :func:`decode_budget` of
+            ``kg`` (the longest valid object plus ``<EOS>`` and a margin), so any
+            valid object can be produced in full and a longer output is an
+            (unfinished) hallucination either way.
 
     Returns:
         ``(estimate, generations)``.
     """
-    longest = max(len(t[2]) for t in kg.triples)
+    if max_new is None:
+        max_new = decode_budget(tok, kg)
     gen = generate(
         cfg,
         params,
@@ -257,7 +303,7 @@ def hallucination_rate(
         n_samples=n_samples,
         temperature=temperature,
         key=key,
-        max_new=min(24, longest + 2),
+        max_new=max_new,
     )
     h = is_hallucination(kg, gen.queries, gen.objects, gen.finished)
     groups = np.repeat(np.arange(len(queries)), n_samples)

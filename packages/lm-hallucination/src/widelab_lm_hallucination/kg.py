@@ -287,26 +287,39 @@ def make_kg(
 # Readers
 
 
+def _text_lines(path: str | Path):
+    """``(line number, text)`` of a UTF-8 file; a line that is not UTF-8 raises
+    :class:`KGFormatError` naming the file, line and byte."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                yield n, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise KGFormatError(
+                    path, n, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                ) from None
+
+
 def read_tsv(path: str | Path) -> KnowledgeGraph:
     """Read ``subject<TAB>relation<TAB>object`` lines; blank lines and ``#`` comments skip.
 
     Raises:
-        KGFormatError: a line without exactly three non-empty fields (file and line named).
+        KGFormatError: a line without exactly three non-empty fields, or not UTF-8
+            (file and line named).
         ValueError: the file holds no triples.
     """
     triples = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            parts = line.split("\t")
-            if len(parts) != 3:
-                raise KGFormatError(path, n, f"expected 3 tab-separated fields, got {len(parts)}")
-            parts = [p.strip() for p in parts]
-            if not all(parts):
-                raise KGFormatError(path, n, "empty subject, relation or object")
-            triples.append(tuple(parts))
+    for n, line in _text_lines(path):
+        line = line.rstrip("\n").rstrip("\r")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise KGFormatError(path, n, f"expected 3 tab-separated fields, got {len(parts)}")
+        parts = [p.strip() for p in parts]
+        if not all(parts):
+            raise KGFormatError(path, n, "empty subject, relation or object")
+        triples.append(tuple(parts))
     if not triples:
         raise ValueError(f"{path}: knowledge graph is empty (no triples found)")
     return KnowledgeGraph.from_triples(triples)
@@ -338,28 +351,28 @@ def read_ntriples(path: str | Path) -> KnowledgeGraph:
     """Read an N-Triples file; IRIs become their local names (``_`` read as a space).
 
     Raises:
-        KGFormatError: a line that is not ``subject predicate object .`` (file and line).
+        KGFormatError: a line that is not ``subject predicate object .``, or not UTF-8
+            (file and line).
         ValueError: the file holds no triples.
     """
     triples = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            m = _NT_LINE.match(line)
-            if m is None:
-                raise KGFormatError(path, n, "not an N-Triples statement '<s> <p> <o> .'")
-            s_iri, s_b, p_iri, o_iri, o_b, o_lit = m.groups()
-            s = _local_name(s_iri) if s_iri is not None else s_b
-            o = (
-                _local_name(o_iri)
-                if o_iri is not None
-                else (o_b if o_b is not None else _unescape(o_lit))
-            )
-            p = _local_name(p_iri)
-            if not (s and p and o):
-                raise KGFormatError(path, n, "empty subject, predicate or object")
-            triples.append((s, p, o))
+    for n, line in _text_lines(path):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _NT_LINE.match(line)
+        if m is None:
+            raise KGFormatError(path, n, "not an N-Triples statement '<s> <p> <o> .'")
+        s_iri, s_b, p_iri, o_iri, o_b, o_lit = m.groups()
+        s = _local_name(s_iri) if s_iri is not None else s_b
+        o = (
+            _local_name(o_iri)
+            if o_iri is not None
+            else (o_b if o_b is not None else _unescape(o_lit))
+        )
+        p = _local_name(p_iri)
+        if not (s and p and o):
+            raise KGFormatError(path, n, "empty subject, predicate or object")
+        triples.append((s, p, o))
     if not triples:
         raise ValueError(f"{path}: knowledge graph is empty (no triples found)")
     return KnowledgeGraph.from_triples(triples)

@@ -196,12 +196,37 @@ def size_family(
     return out
 
 
+def answer_mask(rows: jax.Array) -> jax.Array:
+    """True at the answer tokens of packed rows: the object characters and the
+    ``<EOS>`` of every ``<S> s <P> r <O> o <EOS>`` fact (the tokens after an ``<O>`` up
+    to and including the next ``<EOS>``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> answer_mask(jnp.array([[1, 9, 2, 30, 3, 7, 8, 4, 1, 9]])).astype(int).tolist()
+        [[0, 0, 0, 0, 0, 1, 1, 1, 0, 0]]
+    """
+    opened = jnp.cumsum((rows == 3).astype(jnp.int32), axis=-1)
+    closed = jnp.cumsum((rows == 4).astype(jnp.int32), axis=-1)
+    before_open = opened - (rows == 3).astype(jnp.int32)
+    before_closed = closed - (rows == 4).astype(jnp.int32)
+    return (before_open > before_closed) & (rows != 3)
+
+
 def next_token_loss(
-    cfg: LMConfig, params, rows: jax.Array, pad_id: int = 0, key: jax.Array | None = None
+    cfg: LMConfig,
+    params,
+    rows: jax.Array,
+    pad_id: int = 0,
+    key: jax.Array | None = None,
+    answer_only: bool = False,
 ) -> jax.Array:
     """Mean cross-entropy of ``rows[:, 1:]`` given ``rows[:, :-1]``, pads excluded.
 
-    With ``key`` (and ``cfg.dropout > 0``) the network runs in training mode.
+    With ``key`` (and ``cfg.dropout > 0``) the network runs in training mode. With
+    ``answer_only`` only the answer tokens (:func:`answer_mask`: object characters and
+    their ``<EOS>``) count, as in ReST-EM's fine-tuning on verified answers (Singh et
+    al. 2023, Sec. 3: the loss of the output given the input).
     """
     x, y = rows[:, :-1], rows[:, 1:]
     if key is not None and cfg.dropout > 0:
@@ -211,4 +236,6 @@ def next_token_loss(
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     nll = -jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
     w = (y != pad_id).astype(jnp.float32)
+    if answer_only:
+        w = w * answer_mask(rows)[:, 1:].astype(jnp.float32)
     return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0)

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from .corpus import FactStream, Tokenizer, encode_kg
-from .hallucination import generate, is_hallucination, pass_at_k
+from .hallucination import decode_budget, generate, is_hallucination, pass_at_k
 from .kg import KGSplit, KnowledgeGraph, Query
 from .model import LMConfig
 from .train import TrainConfig, train
@@ -33,18 +33,26 @@ class RestConfig:
         samples_per_query: samples drawn per training query in the E-step.
         cap_per_query: most distinct verified samples kept per query.
         temperature: sampling temperature.
-        finetune: fine-tuning settings of the M-step (from the base model).
+        top_k: E-step sampling among the ``top_k`` most likely tokens (0: all).
+        top_p: E-step nucleus sampling mass (1: all).
+        finetune: fine-tuning settings of the M-step (from the base model); the
+            default trains on the answer tokens only (``loss_on="answer"``).
         eval_samples: samples per query for pass@k.
         pass_k: the ``k`` values reported.
+        max_new: most generated tokens per query (None: :func:`decode_budget` of the
+            full graph).
     """
 
     iterations: int = 3
     samples_per_query: int = 8
     cap_per_query: int = 2
     temperature: float = 1.0
-    finetune: TrainConfig = TrainConfig(steps=100, lr=1e-3, warmup=10)
+    top_k: int = 0
+    top_p: float = 1.0
+    finetune: TrainConfig = TrainConfig(steps=100, lr=1e-3, warmup=10, loss_on="answer")
     eval_samples: int = 8
     pass_k: tuple[int, ...] = (1, 4)
+    max_new: int | None = None
 
     def __post_init__(self):
         if self.iterations < 1 or self.samples_per_query < 1 or self.cap_per_query < 1:
@@ -66,9 +74,16 @@ def evaluate_queries(
     ks: Sequence[int],
     key: jax.Array,
     temperature: float = 1.0,
+    max_new: int | None = None,
 ) -> dict[str, float]:
-    """Greedy accuracy and mean unbiased pass@k (Chen et al. 2021, Eq. 1) over queries."""
-    greedy = generate(cfg, params, tok, queries)
+    """Greedy accuracy and mean unbiased pass@k (Chen et al. 2021, Eq. 1) over queries.
+
+    ``max_new`` bounds the generated tokens per query; default :func:`decode_budget`
+    of ``kg``, so every valid object can be produced in full.
+    """
+    if max_new is None:
+        max_new = decode_budget(tok, kg)
+    greedy = generate(cfg, params, tok, queries, max_new=max_new)
     acc = 1.0 - is_hallucination(kg, greedy.queries, greedy.objects, greedy.finished).mean()
     gen = generate(
         cfg,
@@ -79,6 +94,7 @@ def evaluate_queries(
         n_samples=n_samples,
         temperature=temperature,
         key=key,
+        max_new=max_new,
     )
     ok = ~is_hallucination(kg, gen.queries, gen.objects, gen.finished)
     c = ok.reshape(len(queries), n_samples).sum(1)
@@ -105,6 +121,7 @@ def rest_em(
     seen and unseen queries.
     """
     seen, unseen = list(split.seen), list(split.unseen)
+    max_new = rc.max_new if rc.max_new is not None else decode_budget(tok, split.full)
 
     def evaluate(params, k):
         k1, k2 = jax.random.split(k)
@@ -121,6 +138,7 @@ def rest_em(
                     ks=rc.pass_k,
                     key=kk,
                     temperature=rc.temperature,
+                    max_new=max_new,
                 )
                 rec.update({f"{name}_{a}": v for a, v in m.items()})
         return rec
@@ -130,7 +148,7 @@ def rest_em(
     params = base_params
     its = range(1, rc.iterations + 1)
     for it in progress(its, desc="ReST-EM") if progress else its:
-        key, k_s, k_e = jax.random.split(key, 3)
+        key, k_s, k_e, k_f = jax.random.split(key, 4)
         gen = generate(
             cfg,
             params,
@@ -140,6 +158,9 @@ def rest_em(
             n_samples=rc.samples_per_query,
             temperature=rc.temperature,
             key=k_s,
+            max_new=max_new,
+            top_k=rc.top_k,
+            top_p=rc.top_p,
         )
         ok = ~is_hallucination(split.full, gen.queries, gen.objects, gen.finished)
         kept: dict[Query, list[str]] = {}
@@ -151,10 +172,10 @@ def rest_em(
         rec = {"iteration": it, "kept": len(triples), "reward": float(ok.mean())}
         if triples:
             data = KnowledgeGraph.from_triples(triples)
-            stream = FactStream(
-                encode_kg(tok, data), cfg.seq_len, rc.finetune.batch_size, rc.finetune.seed + it
-            )
-            params = train(cfg, rc.finetune, stream, init_params=base_params).state.params
+            seed = int(jax.random.randint(k_f, (), 0, 2**31 - 1))  # data order and step keys
+            ft = dataclasses.replace(rc.finetune, seed=seed)
+            stream = FactStream(encode_kg(tok, data), cfg.seq_len, ft.batch_size, seed)
+            params = train(cfg, ft, stream, init_params=base_params).state.params
         rec.update(evaluate(params, k_e))
         history.append(rec)
     return history, params

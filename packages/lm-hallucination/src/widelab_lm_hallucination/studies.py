@@ -187,6 +187,51 @@ def chinchilla_compute(tokens: float, tokens_per_param: float = 20.0) -> dict[st
     return {"n_params": n, "compute": 6.0 * n * tokens}
 
 
+def chinchilla_comparison(
+    fit: ComputeFit, tokens: float, measured: float, rate: float = 0.05
+) -> dict:
+    """The compute for ``rate`` against the Chinchilla allocation, with a verdict on
+    whether the comparison means anything.
+
+    It does not when the Chinchilla model for ``tokens`` has under a million
+    parameters (the rule was fitted on 10^7-10^10, Hoffmann et al. 2022), or when the
+    fit must extrapolate more than ten times beyond the ``measured`` compute.
+
+    Returns:
+        ``compute_for_rate``, ``chinchilla_compute``, ``chinchilla_params``, ``ratio``
+        (NaN when not meaningful), ``meaningful`` and ``reason`` (empty when meaningful).
+
+    Example:
+        >>> fit = ComputeFit(0.0, -0.5, ())
+        >>> chinchilla_comparison(fit, tokens=2e3, measured=1e3)["meaningful"]
+        False
+    """
+    c_rate = compute_for_rate(fit, rate)
+    chin = chinchilla_compute(tokens)
+    reasons = []
+    if chin["n_params"] < 1e6:
+        reasons.append(
+            f"the Chinchilla model for {tokens:.3g} tokens has {chin['n_params']:.3g} "
+            "parameters, far below the 1e7-1e10 the rule was fitted on"
+        )
+    if not math.isfinite(c_rate):
+        reasons.append(f"the fitted rate never falls to {rate}")
+    elif c_rate > 10 * measured:
+        reasons.append(
+            f"the {rate:.0%} point ({c_rate:.3g} FLOPs) lies more than ten times beyond the "
+            f"largest measured compute ({measured:.3g} FLOPs)"
+        )
+    ok = not reasons
+    return {
+        "compute_for_rate": c_rate,
+        "chinchilla_compute": chin["compute"],
+        "chinchilla_params": chin["n_params"],
+        "ratio": c_rate / chin["compute"] if ok else float("nan"),
+        "meaningful": ok,
+        "reason": "; ".join(reasons),
+    }
+
+
 def rate_table(points: Sequence[StudyPoint]) -> list[list]:
     """Rows ``[d_model, params, epochs, compute, seen, low, high, unseen, fraction]``."""
     return [

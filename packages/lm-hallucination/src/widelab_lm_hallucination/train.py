@@ -2,9 +2,13 @@
 
 A checkpoint holds the parameters, the optimizer state, the step, the PRNG key and the
 data cursor ``(epoch, row)``; it is written to a temporary file and renamed, so an
-interrupted write leaves the previous checkpoint intact. On CPU a resumed run repeats
-the uninterrupted run's losses bit for bit: the stream is a pure function of the
-cursor and the compiled step is the same.
+interrupted write leaves the previous checkpoint intact, and the previous complete
+checkpoint is kept as ``checkpoint.prev.npz``: when the newest is unreadable, training
+resumes from the previous one with a warning. A torn last line of ``metrics.jsonl``
+(a crash mid-write) is dropped with a warning. SIGINT during :func:`train` finishes the
+current step, saves a checkpoint and raises :class:`TrainingInterrupted`. On CPU a
+resumed run repeats the uninterrupted run's losses bit for bit: the stream is a pure
+function of the cursor and the compiled step is the same.
 """
 
 from __future__ import annotations
@@ -14,8 +18,12 @@ import functools
 import io
 import json
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+import warnings
+import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,7 +37,25 @@ from .corpus import FactStream
 from .model import FAST_COMPILE, LMConfig, flops_per_token, init_lm, next_token_loss
 
 CHECKPOINT = "checkpoint.npz"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.npz"
 METRICS = "metrics.jsonl"
+
+
+class RunFormatError(ValueError):
+    """A run file (checkpoint, metrics, run description) is unreadable; the message
+    names the file (and the line, for line-based files)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT stopped :func:`train` after a completed step; a checkpoint was saved.
+
+    Attributes:
+        step: the step the saved checkpoint holds.
+    """
+
+    def __init__(self, step: int):
+        self.step = step
+        super().__init__(f"interrupted after step {step}; checkpoint saved")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +73,11 @@ class TrainConfig:
         seed: seed of parameters, data order and step keys.
         log_every: steps between JSONL metric lines.
         checkpoint_every: steps between checkpoints (0: only at the end).
+        loss_on: ``"all"`` tokens or only the ``"answer"`` tokens (object and
+            ``<EOS>``; see :func:`~widelab_lm_hallucination.answer_mask`).
+        compute_dtype: ``"float32"`` or ``"bfloat16"``: the forward and backward pass
+            run on parameters cast to this type; the optimizer keeps float32 master
+            weights (mixed precision, Micikevicius et al. 2018).
     """
 
     steps: int = 200
@@ -59,8 +90,19 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 0
+    loss_on: str = "all"
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(
+                f"TrainConfig: compute_dtype must be 'float32' or 'bfloat16', got "
+                f"{self.compute_dtype!r}"
+            )
+        if self.loss_on not in ("all", "answer"):
+            raise ValueError(
+                f"TrainConfig: loss_on must be 'all' or 'answer', got {self.loss_on!r}"
+            )
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(
                 f"TrainConfig: steps and batch_size must be >= 1, got {self.steps}, "
@@ -104,9 +146,14 @@ def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
     optimizer = make_optimizer(tc)
 
     def step(params, opt_state, rows, key):
-        loss, grads = jax.value_and_grad(lambda p: next_token_loss(cfg, p, rows, pad_id, key))(
-            params
-        )
+        answer_only = tc.loss_on == "answer"
+        dtype = jnp.dtype(tc.compute_dtype)
+
+        def loss_fn(p):
+            p = jax.tree.map(lambda x: x.astype(dtype), p)  # master weights stay float32
+            return next_token_loss(cfg, p, rows, pad_id, key, answer_only)
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, optax.tree.norm(grads)
 
@@ -121,16 +168,28 @@ def init_state(cfg: LMConfig, tc: TrainConfig, params=None) -> TrainState:
         params = init_lm(cfg, k_init)
     else:
         params = jax.tree.map(jnp.array, params)  # own copy: the step donates its buffers
-    opt_init = jax.jit(make_optimizer(tc).init, compiler_options=FAST_COMPILE)
-    return TrainState(params, opt_init(params), 0, key, (0, 0))
+    return TrainState(params, _opt_init(tc)(params), 0, key, (0, 0))
+
+
+@functools.lru_cache(maxsize=32)
+def _opt_init(tc: TrainConfig):
+    """The optimizer's jitted ``init``, one per configuration (compiled once per shape)."""
+    return jax.jit(make_optimizer(tc).init, compiler_options=FAST_COMPILE)
 
 
 # ---------------------------------------------------------------------------
 # Checkpoints
 
 
-def save_checkpoint(path: str | Path, state: TrainState) -> None:
-    """Write ``state`` atomically (temporary file + rename) as one ``.npz``."""
+def save_checkpoint(path: str | Path, state: TrainState, *, keep_previous: bool = False) -> None:
+    """Write ``state`` atomically (temporary file + rename) as one ``.npz``.
+
+    Args:
+        path: the checkpoint file.
+        state: what to save.
+        keep_previous: first move an existing ``path`` to ``checkpoint.prev.npz`` in
+            the same folder (the fallback of :func:`load_latest_checkpoint`).
+    """
     leaves = jax.tree.leaves((state.params, state.opt_state))
     meta = {
         "step": int(state.step),
@@ -142,16 +201,60 @@ def save_checkpoint(path: str | Path, state: TrainState) -> None:
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write(Path(path), buf.getvalue())
+    path = Path(path)
+    if keep_previous and path.exists():
+        os.replace(path, path.with_name(PREVIOUS_CHECKPOINT))
+    atomic_write(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | Path, template: TrainState) -> TrainState:
     """Read a checkpoint into the structure of ``template`` (a fresh state).
 
     Raises:
+        RunFormatError: the file is not a readable checkpoint (truncated, not a zip).
         ValueError: the file does not match the template's model/optimizer structure.
     """
-    with np.load(path) as z:
+    try:
+        return _load_checkpoint(path, template)
+    except (zipfile.BadZipFile, EOFError, KeyError, OSError, UnicodeDecodeError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise RunFormatError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
+    except json.JSONDecodeError as e:
+        raise RunFormatError(f"{path}: unreadable checkpoint metadata ({e})") from e
+
+
+def load_latest_checkpoint(run_dir: str | Path, template: TrainState) -> TrainState | None:
+    """The newest readable checkpoint of ``run_dir`` (None when there is none).
+
+    Falls back to ``checkpoint.prev.npz`` with a warning when ``checkpoint.npz`` is
+    missing or unreadable.
+
+    Raises:
+        RunFormatError: neither checkpoint is readable.
+    """
+    run_dir = Path(run_dir)
+    newest, prev = run_dir / CHECKPOINT, run_dir / PREVIOUS_CHECKPOINT
+    if not newest.exists():
+        if not prev.exists():
+            return None
+        warnings.warn(f"{newest} is missing; resuming from {prev}", RuntimeWarning, stacklevel=2)
+        return load_checkpoint(prev, template)
+    try:
+        return load_checkpoint(newest, template)
+    except RunFormatError as e:
+        if not prev.exists():
+            raise
+        warnings.warn(f"{e}; resuming from {prev}", RuntimeWarning, stacklevel=2)
+        return load_checkpoint(prev, template)
+
+
+def _load_checkpoint(path, template: TrainState) -> TrainState:
+    try:
+        archive = np.load(io.BytesIO(Path(path).read_bytes()))  # no file handle to leak
+    except ValueError as e:  # not an .npz (numpy refuses to unpickle it)
+        raise RunFormatError(f"{path}: unreadable checkpoint ({e})") from e
+    with archive as z:
         meta = json.loads(bytes(z["meta"]).decode())
         treedef = jax.tree.structure((template.params, template.opt_state))
         if meta["n_leaves"] != treedef.num_leaves:
@@ -235,8 +338,9 @@ def train(
     resume: bool = True,
     init_params=None,
     stop_after: int | None = None,
-    callback: Callable[[TrainState, float], None] | None = None,
+    callback: Callable[[TrainState, jax.Array], None] | None = None,
     progress: bool = False,
+    devices: Sequence[jax.Device] | None = None,
 ) -> TrainResult:
     """Train a language model on a fact stream.
 
@@ -244,28 +348,50 @@ def train(
         cfg: model shape.
         tc: optimisation settings (``tc.steps`` is the schedule length).
         stream: packed training rows; its ``seq_len`` must equal ``cfg.seq_len``.
-        run_dir: folder for ``checkpoint.npz`` and ``metrics.jsonl`` (None: in memory).
-        resume: continue from ``run_dir``'s checkpoint when one exists.
+        run_dir: folder for checkpoints and ``metrics.jsonl`` (None: in memory).
+        resume: continue from ``run_dir``'s newest readable checkpoint when one
+            exists; False starts over (old checkpoints and metrics are removed).
         init_params: start from these parameters (fine-tuning) instead of a fresh init.
         stop_after: stop (with a checkpoint) after this many total steps, as if
             interrupted; the schedule still spans ``tc.steps``.
-        callback: called as ``callback(state, loss)`` after every step.
+        callback: called as ``callback(state, loss)`` after every step; ``state``
+            holds arrays the callback may keep (the next step does not reuse them)
+            and ``loss`` is a device scalar (``float(loss)`` waits for the step).
         progress: show a tqdm bar with loss, tokens/s and MFU.
+        devices: data-parallel devices (default: the default device only; pass
+            ``jax.local_devices()`` for all). With more than one, each batch is split
+            along its rows over a ``jax.sharding`` mesh and parameters and optimizer
+            state are replicated; the compiled step then all-reduces the gradients.
+            ``tc.batch_size`` must divide evenly.
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
         ValueError: mismatched sequence lengths or an incompatible checkpoint.
+        RunFormatError: unreadable checkpoints or metrics in ``run_dir``.
+        TrainingInterrupted: SIGINT arrived (in the main thread, with a ``run_dir``);
+            the last completed step was checkpointed.
     """
     if stream.seq_len != cfg.seq_len:
         raise ValueError(f"stream rows hold seq_len={stream.seq_len}, model has {cfg.seq_len}")
     run_dir = Path(run_dir) if run_dir is not None else None
+    devices = list(jax.local_devices()[:1] if devices is None else devices)
+    if not devices or tc.batch_size % len(devices):
+        raise ValueError(
+            f"data-parallel training over {len(devices)} devices needs a batch_size divisible "
+            f"by it, got batch_size={tc.batch_size}"
+        )
     state = init_state(cfg, tc, init_params)
     ckpt = run_dir / CHECKPOINT if run_dir is not None else None
-    if ckpt is not None and resume and ckpt.exists():
-        state = load_checkpoint(ckpt, state)
-        _trim_metrics(run_dir / METRICS, state.step)
+    if run_dir is not None and resume:
+        loaded = load_latest_checkpoint(run_dir, state)
+        if loaded is not None:
+            state = loaded
+            _trim_metrics(run_dir / METRICS, state.step)
+    elif run_dir is not None:
+        for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, METRICS):
+            (run_dir / name).unlink(missing_ok=True)
     # bookkeeping fields do not change the compiled step: share one compile
     step_fn = make_train_step(
         cfg, dataclasses.replace(tc, seed=0, log_every=1, checkpoint_every=0, batch_size=1)
@@ -273,55 +399,130 @@ def train(
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     tok_step = tc.batch_size * cfg.seq_len
     fpt, peak = flops_per_token(cfg), peak_flops()
-    losses: list[float] = []
+    losses: list[jax.Array] = []
     from tqdm.auto import tqdm
 
     bar = tqdm(total=end - state.step, disable=not progress, leave=False, desc="train")
     params, opt_state, key, cursor = state.params, state.opt_state, state.key, state.cursor
+    put_rows = jnp.asarray
+    if len(devices) > 1:
+        mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        by_row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+        params, opt_state, key = jax.device_put((params, opt_state, key), replicated)
+        put_rows = lambda rows: jax.device_put(rows, by_row)  # noqa: E731
     t_first = None
-    n_timed = 0
+    first_step = state.step
     tps = mfu = 0.0
-    for step in range(state.step, end):
-        rows, cursor = stream.next_batch(cursor)
-        key, k_step = jax.random.split(key)
-        params, opt_state, loss, gnorm = step_fn(params, opt_state, jnp.asarray(rows), k_step)
-        loss_f = float(loss)
-        losses.append(loss_f)
-        if t_first is None:
-            t_first = time.perf_counter()
-        else:
-            n_timed += 1
-            tps = n_timed * tok_step / (time.perf_counter() - t_first)
-            mfu = tps * fpt / peak
-        state = TrainState(params, opt_state, step + 1, key, cursor)
-        if callback is not None:
-            callback(state, loss_f)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_f:.3f}", tok_s=f"{tps:.0f}", mfu=f"{mfu:.2%}")
-        done = step + 1
-        if run_dir is not None and (done % tc.log_every == 0 or done == end):
-            line = {
-                "step": done,
-                "loss": loss_f,
-                "grad_norm": float(gnorm),
-                "epoch": cursor[0] + cursor[1] / max(1, len(stream.epoch_rows(cursor[0]))),
-                "tokens_per_s": tps,
-                "mfu": mfu,
-            }
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with open(run_dir / METRICS, "a") as f:
-                f.write(json.dumps(line) + "\n")
-        if ckpt is not None and (
-            done == end or (tc.checkpoint_every and done % tc.checkpoint_every == 0)
-        ):
-            save_checkpoint(ckpt, state)
+    stop = _SigintFlag(enabled=run_dir is not None)
+    with stop:
+        for step in range(state.step, end):
+            rows, cursor = stream.next_batch(cursor)
+            key, k_step = jax.random.split(key)
+            params, opt_state, loss, gnorm = step_fn(params, opt_state, put_rows(rows), k_step)
+            losses.append(loss)
+            done = step + 1
+            if t_first is None:
+                loss.block_until_ready()  # the first step includes the compile: untimed
+                t_first = time.perf_counter()
+            state = TrainState(params, opt_state, done, key, cursor)
+            if callback is not None:
+                # the next step donates params and opt_state: hand over copies
+                kept = jax.tree.map(jnp.copy, (params, opt_state))
+                callback(state._replace(params=kept[0], opt_state=kept[1]), loss)
+            log = done % tc.log_every == 0 or done == end
+            if log:
+                loss_f = float(loss)  # waits for this step: the clock is honest here
+                if done - 1 > first_step:
+                    tps = (done - 1 - first_step) * tok_step / (time.perf_counter() - t_first)
+                    mfu = tps * fpt / peak
+                bar.set_postfix(loss=f"{loss_f:.3f}", tok_s=f"{tps:.0f}", mfu=f"{mfu:.2%}")
+            bar.update(1)
+            if run_dir is not None and log:
+                line = {
+                    "step": done,
+                    "loss": loss_f,
+                    "grad_norm": float(gnorm),
+                    "epoch": cursor[0] + cursor[1] / max(1, len(stream.epoch_rows(cursor[0]))),
+                    "tokens_per_s": tps,
+                    "mfu": mfu,
+                }
+                run_dir.mkdir(parents=True, exist_ok=True)
+                with open(run_dir / METRICS, "a") as f:
+                    f.write(json.dumps(line) + "\n")
+            due = done == end or (tc.checkpoint_every and done % tc.checkpoint_every == 0)
+            if ckpt is not None and (due or stop.raised):
+                save_checkpoint(ckpt, state, keep_previous=True)
+            if stop.raised:
+                bar.close()
+                raise TrainingInterrupted(done)
     bar.close()
-    return TrainResult(state, losses, tps, mfu)
+    host_losses = [float(x) for x in jax.device_get(losses)]
+    return TrainResult(state, host_losses, tps, mfu)
+
+
+class _SigintFlag:
+    """While active (main thread only), SIGINT sets ``raised`` instead of raising, so
+    the loop can finish its step and checkpoint; a second SIGINT raises at once."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.raised = False
+        self._old = None
+
+    def _handle(self, signum, frame):
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __enter__(self):
+        if self.enabled:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a ``metrics.jsonl`` file.
+
+    A torn last line (a crash in the middle of writing it) is dropped with a warning
+    naming the file.
+
+    Raises:
+        RunFormatError: a line before the last is not a JSON record with a ``step``
+            (file and line named), or the file is not UTF-8.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise RunFormatError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    out = []
+    for n, ln in enumerate(lines, start=1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+            if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+                raise ValueError("not a record with an integer 'step'")
+        except ValueError as e:
+            if n == len(lines):
+                warnings.warn(
+                    f"{path}:{n}: dropping a torn last line ({e})", RuntimeWarning, stacklevel=2
+                )
+                break
+            raise RunFormatError(f"{path}:{n}: not a metrics record ({e})") from e
+        out.append(rec)
+    return out
 
 
 def _trim_metrics(path: Path, step: int) -> None:
     """Drop metric lines past ``step`` (written after the checkpoint we resume from)."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-    atomic_write(path, "".join(ln + "\n" for ln in keep))
+    keep = [rec for rec in read_metrics(path) if rec["step"] <= step]
+    atomic_write(path, "".join(json.dumps(rec) + "\n" for rec in keep))
