@@ -179,6 +179,7 @@ class KernelFn:
         self._jitted = jax.jit(self._compute, static_argnames=("names", "mask_constant"))
         self.jit = jit
         self._validated: set = set()
+        self._tile_cache: dict = {}
 
     def _validate(self, x1, x2) -> None:
         """Shape checks, done once per pair of input shapes (re-tracing init is slow)."""
@@ -325,6 +326,21 @@ class KernelFn:
             return _select(k, names)
         return self._tiled(x1, x2, names or ("nngp", "ntk"), compute_ntk, mask_constant)
 
+    def _tile_fns(self, names: tuple[str, ...], compute_ntk: bool, mask_constant):
+        """``(block, square)`` tile functions, built once per ``(names, mask_constant)`` so
+        that ``pairwise_tiled`` finds its compiled rounds in its cache on later calls."""
+        key = (names, compute_ntk, mask_constant)
+        if key not in self._tile_cache:
+
+            def block(a, b):
+                k = self.kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
+                if isinstance(k, list):
+                    raise KernelError(self.net, "tiled evaluation needs a single-output network")
+                return {n: getattr(k, n) for n in names}
+
+            self._tile_cache[key] = (block, lambda a: block(a, None))
+        return self._tile_cache[key]
+
     def _tiled(self, x1, x2, names, compute_ntk, mask_constant):
         from widelab_core.devices import pairwise_tiled
 
@@ -333,25 +349,23 @@ class KernelFn:
             raise ValueError(f"kernel_fn: tiled evaluation returns only nngp/ntk, not {bad}")
         x1 = jnp.asarray(x1)
         x2 = None if x2 is None else jnp.asarray(x2)
-        _validate(self.net, x1, x2)
-
-        layout = {}
-
-        def block(a, b):
-            k = self.kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
-            if isinstance(k, list):
-                raise KernelError(self.net, "tiled evaluation needs a single-output network")
-            layout["kernel"] = k
-            return {n: getattr(k, n) for n in names}
-
+        self._validate(x1, x2)
+        block, square = self._tile_fns(tuple(names), compute_ntk, mask_constant)
+        d = x1.ndim - 2
+        # Tiles are mirrored in host memory (NumPy), without a trip to the device.
+        if self.full_spatial and d > 0:
+            perm = (1, 0, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))
+            mirror = functools.partial(np.transpose, axes=perm)
+        else:
+            mirror = functools.partial(np.swapaxes, axis1=0, axis2=1)
         out = pairwise_tiled(
             block,
             x1,
             x2,
             batch_size=self.batch_size,
             max_tile_bytes=self.max_tile_bytes,
-            mirror=lambda t: mirror_tile(t, layout["kernel"]),
-            square_fn=lambda a: block(a, None),
+            mirror=mirror,
+            square_fn=square,
         )
         if len(names) == 1:
             return out[names[0]]
@@ -379,7 +393,10 @@ def kernel_fn(
         max_tile_bytes: alternatively, a memory bound per tile.
         jit: compile the whole kernel computation with ``jax.jit`` (one compilation per
             input shape and ``get``; op-by-op execution is far slower to start). It
-            composes with an outer ``jit``/``vmap``/``grad``.
+            composes with an outer ``jit``/``vmap``/``grad``. ``kernel_fn`` called again
+            with an equal network (layer values compare by value) returns the same
+            function, so its compiled programs, tiled ones included, are reused: a
+            second same-shaped call compiles nothing.
 
     Returns:
         ``f(x1, x2=None, get=None, mask_constant=None)``. ``get`` is ``None`` (the output
@@ -406,4 +423,19 @@ def kernel_fn(
         Novak et al. 2020, "Neural Tangents: Fast and Easy Infinite Neural Networks in
         Python" (ICLR), Sec. 3 and App. C.
     """
-    return KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)
+    key = (net, batch_size, max_tile_bytes, jit)
+    try:
+        found = _KERNEL_FNS.get(key)
+    except TypeError:  # an unhashable layer value (e.g. traced hyperparameters)
+        return KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)
+    if found is None:
+        found = KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)
+        if len(_KERNEL_FNS) >= KERNEL_FN_CACHE_SIZE:
+            _KERNEL_FNS.pop(next(iter(_KERNEL_FNS)))
+        _KERNEL_FNS[key] = found
+    return found
+
+
+#: How many ``kernel_fn`` objects (with their compiled programs) are kept for reuse.
+KERNEL_FN_CACHE_SIZE = 64
+_KERNEL_FNS: dict = {}
