@@ -33,6 +33,10 @@ def main():
     for case, net, x1, x2, mc in nt_nets_more.cases(stax):
         k = net[2](x1, x2, ("nngp", "ntk"), mask_constant=mc)
         out[case] = np.stack([np.asarray(k.nngp), np.asarray(k.ntk)])
+    for case, net, x1, x2, kwargs, get in nt_nets_more.option_cases(stax):
+        k = net[2](x1, x2, get, **kwargs)
+        for name, value in zip(get, k):
+            out[f"options|{case}|{name}"] = np.asarray(value)
     path = HERE.parent / "tests" / "data" / "nt_reference_more.npz"
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
     os.close(fd)

@@ -172,3 +172,33 @@ def cases(S):
             for same in (False, True):
                 case = f"{name}|{dk}|{'x1x1' if same else 'x1x2'}"
                 yield case, net, x1, None if same else x2, mc
+
+
+def option_cases(S):
+    """``(name, net, x1, x2, kwargs, get)`` exercising ``kernel_fn``'s keyword options."""
+    rng = np.random.default_rng(5)
+    img1, img2 = rng.normal(size=(3, 4, 3, 2)), rng.normal(size=(2, 4, 3, 2))
+    vec1, vec2 = rng.normal(size=(4, 5)), rng.normal(size=(3, 5))
+    cnn = S.serial(
+        S.Conv(3, (2, 2), padding="SAME", W_std=1.2, b_std=0.1),
+        S.Relu(),
+        S.Conv(2, (2, 1), W_std=0.9),
+    )
+    mlp = S.serial(S.Dense(8, W_std=1.3, b_std=0.2), S.Erf(), S.Dense(2, W_std=0.8))
+    two = S.serial(
+        S.parallel(S.Dense(8, W_std=1.1, b_std=0.1), S.Dense(8, W_std=0.7)),
+        S.FanInSum(),
+        S.Relu(),
+        S.Dense(1),
+    )
+    u1, u2 = rng.normal(size=(4, 3)), rng.normal(size=(3, 3))
+    get = ("nngp", "ntk", "cov1", "cov2")
+    return [
+        ("cnn_full_spatial", cnn, img1, img2, {"diagonal_spatial": False}, get),
+        ("cnn_diag_spatial", cnn, img1, img2, {"diagonal_spatial": True}, get),
+        ("cnn_full_batch", cnn, img1, img2, {"diagonal_batch": False}, get),
+        ("mlp_full_batch", mlp, vec1, vec2, {"diagonal_batch": False}, get),
+        ("mlp_full_batch_same", mlp, vec1, None, {"diagonal_batch": False}, ("nngp", "cov1")),
+        ("two_inputs", two, [vec1, u1], [vec2, u2], {}, ("nngp", "ntk")),
+        ("two_inputs_same", two, [vec1, u1], None, {}, ("nngp", "ntk")),
+    ]
