@@ -106,18 +106,19 @@ def _interleave(a, d: int, lead: int):
     return jnp.transpose(a, perm)
 
 
-def to_nt_layout(k: Kernel) -> Kernel:
+def to_nt_layout(k: Kernel, diagonal_batch: bool = True) -> Kernel:
     """A widelab :class:`Kernel` with its arrays in Neural Tangents' axis order."""
     if isinstance(k, list):
-        return [to_nt_layout(ki) for ki in k]
+        return [to_nt_layout(ki, diagonal_batch) for ki in k]
     d = k.n_spatial
     if k.diagonal_spatial or d == 0:
         return k
+    lead = 1 if diagonal_batch else 2
     return k.replace(
         nngp=_interleave(k.nngp, d, 2),
         ntk=_interleave(k.ntk, d, 2),
-        cov1=_interleave(k.cov1, d, 1),
-        cov2=_interleave(k.cov2, d, 1),
+        cov1=_interleave(k.cov1, d, lead),
+        cov2=_interleave(k.cov2, d, lead),
     )
 
 
@@ -135,23 +136,18 @@ def _nt_get(get):
 class NtKernelFn:
     """Neural Tangents' ``kernel_fn(x1, x2=None, get=None, **kwargs)`` of a network.
 
-    The kernels come from :class:`widelab_kernels.analytic.KernelFn`; this class only
-    chooses the spatial layout NT would return and reorders axes to NT's
+    The kernels come from :func:`widelab_kernels.kernel_fn`; this class only chooses
+    the spatial layout NT would return (all pairs of positions for outputs that keep
+    spatial axes, unless ``diagonal_spatial=True``) and reorders axes to NT's
     ``(n1, n2, s1, s1', s2, s2', ...)``. ``get`` a string gives that array, a tuple a
     named tuple with exactly those fields (also for one name), ``None`` the
-    :class:`~widelab_kernels.Kernel`.
+    :class:`~widelab_kernels.Kernel`. ``x1`` may also be a ``Kernel`` or a list of
+    inputs, as in NT.
     """
 
     def __init__(self, net: Layer):
         self.net = net
-        self._fns: dict[bool, KernelFn] = {}
-
-    def _fn(self, full: bool) -> KernelFn:
-        if full not in self._fns:
-            fn = KernelFn(self.net)
-            fn.full_spatial = fn.full_spatial or full
-            self._fns[full] = fn
-        return self._fns[full]
+        self._fn = KernelFn(net)
 
     def __call__(
         self,
@@ -162,52 +158,81 @@ class NtKernelFn:
         mask_constant=None,
         diagonal_batch: bool = True,
         diagonal_spatial: bool = False,
+        batch_axis: int = 0,
+        channel_axis: int = -1,
         **kwargs,
     ):
         if kwargs:
             raise TypeError(
                 f"kernel_fn: unsupported keyword argument(s) {sorted(kwargs)}; widelab's "
-                "kernel_fn takes get, mask_constant, diagonal_batch and diagonal_spatial"
-            )
-        if not diagonal_batch:
-            raise NotImplementedError(
-                "kernel_fn: diagonal_batch=False is not supported; batch covariances are "
-                "always per example (cov1 has one entry per example)"
+                "kernel_fn takes get, mask_constant, diagonal_batch, diagonal_spatial, "
+                "batch_axis and channel_axis"
             )
         names, shape = _nt_get(get)
         if names is not None:
             bad = [n for n in names if n not in FIELDS]
             if bad:
                 raise ValueError(f"kernel_fn: get must name fields of {FIELDS}, got {bad}")
-        x1 = jnp.asarray(x1)
-        spatial_out = _has_spatial_output(self.net, x1.shape)
-        fn = self._fn(full=spatial_out and not diagonal_spatial)
-        if diagonal_spatial and fn.full_spatial and spatial_out:
-            raise NotImplementedError(
-                "kernel_fn: diagonal_spatial=True is not supported for this network: it "
-                "pools or attends over positions, which needs all pairs of positions"
-            )
+        layout = None
+        if diagonal_spatial:
+            layout = True
+        elif isinstance(x1, (list, tuple)) or hasattr(x1, "nngp"):
+            layout = False
+        elif _has_spatial_output(self.net, _batch_first_shape(x1, batch_axis, channel_axis)):
+            layout = False
+        out = self._fn(
+            x1,
+            x2,
+            get=None if names is None else names,
+            mask_constant=mask_constant,
+            diagonal_batch=diagonal_batch,
+            diagonal_spatial=layout,
+            batch_axis=batch_axis,
+            channel_axis=channel_axis,
+        )
         if names is None:
-            return to_nt_layout(fn(x1, x2, get=None, mask_constant=mask_constant))
-        out = fn(x1, x2, get=names, mask_constant=mask_constant)
-        full = fn.full_spatial
-        return _reorder(out, names, shape, full)
+            return to_nt_layout(out, diagonal_batch)
+        return _reorder(out, names, shape, diagonal_batch, per_position=layout is True)
 
 
-def _reorder_one(name: str, a, full: bool):
-    if a is None or not full:
+def _batch_first_shape(x, batch_axis, channel_axis):
+    shape = list(jnp.shape(x))
+    nd = len(shape)
+    b, c = batch_axis % nd, channel_axis % nd
+    rest = [shape[i] for i in range(nd) if i not in (b, c)]
+    return (shape[b], *rest, shape[c])
+
+
+def _reorder_one(name: str, a, n_spatial: int | None, diagonal_batch: bool):
+    lead = 2 if name in ("nngp", "ntk") or not diagonal_batch else 1
+    if a is None or n_spatial is None:
         return a
-    lead = 2 if name in ("nngp", "ntk") else 1
-    return _interleave(a, (a.ndim - lead) // 2, lead)
+    return _interleave(a, n_spatial, lead)
 
 
-def _reorder(out, names, shape, full: bool):
+def _spatial_pairs(out, names, diagonal_batch) -> int | None:
+    """Number of interleavable spatial axes (``None``: the layout is per position)."""
+    first = out if len(names) == 1 else getattr(out, names[0])
+    lead = 2 if names[0] in ("nngp", "ntk") or not diagonal_batch else 1
+    rest = first.ndim - lead
+    return rest // 2 if rest and rest % 2 == 0 and _all_pairs(first, lead) else None
+
+
+def _all_pairs(a, lead: int) -> bool:
+    d = (a.ndim - lead) // 2
+    return d > 0 and a.shape[lead : lead + d] == a.shape[lead + d :]
+
+
+def _reorder(out, names, shape, diagonal_batch: bool, per_position: bool):
     if isinstance(out, list):
-        return [_reorder(o, names, shape, full) for o in out]
+        return [_reorder(o, names, shape, diagonal_batch, per_position) for o in out]
+    d = None if per_position else _spatial_pairs(out, names, diagonal_batch)
     if len(names) == 1:
-        a = _reorder_one(names[0], out, full)
+        a = _reorder_one(names[0], out, d, diagonal_batch)
         return a if isinstance(shape, str) else _result_type(names)(a)
-    return _result_type(names)(*(_reorder_one(n, getattr(out, n), full) for n in names))
+    return _result_type(names)(
+        *(_reorder_one(n, getattr(out, n), d, diagonal_batch) for n in names)
+    )
 
 
 @functools.lru_cache(maxsize=256)

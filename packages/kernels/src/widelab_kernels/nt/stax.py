@@ -422,6 +422,41 @@ def ElementwiseNumerical(
     return StaxLayer(L.ElementwiseNumerical(fn, deg))
 
 
+def ExpNormalized(gamma: float = 1, shift: float = -1, do_clip: bool = False) -> StaxLayer:
+    """NT's ``stax.ExpNormalized`` (kernel only, as in NT)."""
+    return StaxLayer(L.ExpNormalized(gamma, shift, do_clip))
+
+
+def Gabor() -> StaxLayer:
+    """``sin(x) exp(-x^2)`` (NT's ``stax.Gabor``)."""
+    return StaxLayer(L.Gabor())
+
+
+def Rbf(gamma: float = 1.0) -> StaxLayer:
+    """``sqrt(2) sin(sqrt(2 gamma) x + pi/4)`` (NT's ``stax.Rbf``)."""
+    return StaxLayer(L.Rbf(gamma))
+
+
+def Hermite(degree: int) -> StaxLayer:
+    """The normalised Hermite polynomial of ``degree`` (NT's ``stax.Hermite``)."""
+    return StaxLayer(L.Hermite(degree))
+
+
+def Monomial(degree: int) -> StaxLayer:
+    """``x^degree`` (NT's ``stax.Monomial``)."""
+    return StaxLayer(L.Monomial(degree))
+
+
+def RectifiedMonomial(degree: int) -> StaxLayer:
+    """``max(x, 0)^degree`` (NT's ``stax.RectifiedMonomial``)."""
+    return StaxLayer(L.RectifiedMonomial(degree))
+
+
+def Polynomial(coef) -> StaxLayer:
+    """``sum_i coef[i] x^i`` (NT's ``stax.Polynomial``)."""
+    return StaxLayer(L.Polynomial(tuple(coef)))
+
+
 # Combinators ----------------------------------------------------------------------
 def serial(*layers: Any) -> StaxLayer:
     """Layers one after another (NT's ``stax.serial``)."""
@@ -476,6 +511,13 @@ __all__ = [
     "ElementwiseNumerical",
     "Erf",
     "Exp",
+    "ExpNormalized",
+    "Gabor",
+    "Hermite",
+    "Monomial",
+    "Polynomial",
+    "Rbf",
+    "RectifiedMonomial",
     "FanInConcat",
     "FanInProd",
     "FanInSum",
