@@ -25,6 +25,7 @@ def _net():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trace_axes,diagonal_axes", [((-1,), ()), ((), (1,))])
 def test_implementations_agree_in_float64(trace_axes, diagonal_axes):
     with jax.enable_x64(True):
