@@ -21,6 +21,7 @@ from .inference import (
     mse_loss_grad,
 )
 from .kernel import Kernel
+from .linearize import linearize, taylor_expand
 from .monte_carlo import monte_carlo_kernel_fn
 from .registry import KernelError, RuleContext, get_rule, register_rule
 
@@ -45,9 +46,11 @@ __all__ = [
     "gradient_descent_mse_ensemble",
     "input_kernel",
     "kernel_fn",
+    "linearize",
     "max_learning_rate",
     "monte_carlo_kernel_fn",
     "mse_loss_grad",
     "ntk_vector_product",
     "register_rule",
+    "taylor_expand",
 ]

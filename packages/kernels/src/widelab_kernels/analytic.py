@@ -108,17 +108,32 @@ def input_kernel(
 
 
 def _validate(net: Layer, x1, x2) -> None:
-    if x1.ndim < 2:
-        raise ValueError(f"kernel_fn: x1 must be (batch, ..., channels), got shape {x1.shape}")
-    if x2 is not None and tuple(x2.shape[1:]) != tuple(x1.shape[1:]):
-        raise ValueError(
-            f"kernel_fn: x1 and x2 must agree on all axes but the batch axis, got shapes "
-            f"{tuple(x1.shape)} and {tuple(x2.shape)}"
-        )
+    if isinstance(x1, list):
+        if x2 is not None and (not isinstance(x2, list) or len(x2) != len(x1)):
+            raise ValueError(
+                f"kernel_fn: x1 is a list of {len(x1)} inputs, so x2 must be None or a list "
+                f"of as many, got {type(x2).__name__}"
+            )
+        for i, a in enumerate(x1):
+            _check_pair(a, None if x2 is None else x2[i], f"[{i}]")
+        shapes = [tuple(a.shape) for a in x1]
+    else:
+        _check_pair(x1, x2, "")
+        shapes = tuple(x1.shape)
     try:
-        net.output_shape(tuple(x1.shape))
+        net.output_shape(shapes)
     except ShapeError as e:
         raise KernelError(e.layer, e.detail, e.where) from None
+
+
+def _check_pair(x1, x2, at: str) -> None:
+    if x1.ndim < 2:
+        raise ValueError(f"kernel_fn: x1{at} must be (batch, ..., channels), got shape {x1.shape}")
+    if x2 is not None and tuple(x2.shape[1:]) != tuple(x1.shape[1:]):
+        raise ValueError(
+            f"kernel_fn: x1{at} and x2{at} must agree on all axes but the batch axis, got shapes "
+            f"{tuple(x1.shape)} and {tuple(x2.shape)}"
+        )
 
 
 #: Kernels with more entries per array than this are computed tile by tile inside the
@@ -154,6 +169,38 @@ def mirror_tile(t, k: Kernel):
     return jnp.transpose(t, perm)
 
 
+def _shape_of(x) -> tuple[int, ...]:
+    return tuple(x.shape)
+
+
+def _is_kernel(x) -> bool:
+    return isinstance(x, Kernel) or (
+        isinstance(x, list | tuple) and len(x) > 0 and all(isinstance(k, Kernel) for k in x)
+    )
+
+
+def _as_arrays(x, batch_axis: int = 0, channel_axis: int = -1):
+    """Inputs as a jax array with batch first and channels last (a list of them for a
+    list or tuple of inputs), or ``None``."""
+    if x is None:
+        return None
+    if isinstance(x, list | tuple):
+        return [_as_arrays(a, batch_axis, channel_axis) for a in x]
+    x = jnp.asarray(x)
+    if (batch_axis, channel_axis) != (0, -1):
+        nd = x.ndim
+        for name, ax in (("batch_axis", batch_axis), ("channel_axis", channel_axis)):
+            if not -nd <= ax < nd:
+                raise ValueError(f"kernel_fn: {name}={ax} is out of range for inputs of rank {nd}")
+        if batch_axis % nd == channel_axis % nd:
+            raise ValueError(
+                f"kernel_fn: batch_axis={batch_axis} and channel_axis={channel_axis} are the "
+                "same axis"
+            )
+        x = jnp.moveaxis(x, (batch_axis, channel_axis), (0, -1))
+    return x
+
+
 def _select(k: Any, names: tuple[str, ...] | None):
     if isinstance(k, list):
         return [_select(ki, names) for ki in k]
@@ -179,16 +226,24 @@ class KernelFn:
         self._jitted = jax.jit(self._compute, static_argnames=("names", "mask_constant"))
         self.jit = jit
         self._validated: set = set()
+        self._tile_cache: dict = {}
+        self._full_twin: KernelFn | None = None
 
     def _validate(self, x1, x2) -> None:
         """Shape checks, done once per pair of input shapes (re-tracing init is slow)."""
-        key = (tuple(x1.shape), None if x2 is None else tuple(x2.shape))
+        shape = lambda x: (
+            None if x is None else tuple(map(_shape_of, x)) if isinstance(x, list) else x.shape
+        )
+        key = (shape(x1), shape(x2))
         if key not in self._validated:
             _validate(self.net, x1, x2)
             self._validated.add(key)
 
     def _compute(self, x1, x2, names, mask_constant):
         compute_ntk = names is None or "ntk" in names
+        if isinstance(x1, list):
+            k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
+            return _select(k, names)
         n2 = x1.shape[0] if x2 is None else x2.shape[0]
         spatial = math.prod(x1.shape[1:-1])
         per_pair = spatial**2 if self.full_spatial else spatial
@@ -294,16 +349,18 @@ class KernelFn:
 
     def kernel(self, x1, x2=None, *, compute_ntk=True, mask_constant=None) -> Any:
         """The output :class:`Kernel` (untiled)."""
-        x1 = jnp.asarray(x1)
-        x2 = None if x2 is None else jnp.asarray(x2)
+        x1, x2 = _as_arrays(x1), _as_arrays(x2)
         self._validate(x1, x2)
-        k = input_kernel(
-            x1,
-            x2,
+        one = functools.partial(
+            input_kernel,
             diagonal_spatial=not self.full_spatial,
             compute_ntk=compute_ntk,
             mask_constant=mask_constant,
         )
+        if isinstance(x1, list):
+            k = [one(a, None if x2 is None else x2[i]) for i, a in enumerate(x1)]
+        else:
+            k = one(x1, x2)
         return apply_rule(self.net, k, RuleContext(compute_ntk=compute_ntk))
 
     def __call__(
@@ -312,18 +369,92 @@ class KernelFn:
         x2=None,
         get: str | Sequence[str] | None = None,
         mask_constant: float | None = None,
+        *,
+        diagonal_batch: bool = True,
+        diagonal_spatial: bool | None = None,
+        batch_axis: int = 0,
+        channel_axis: int = -1,
     ):
         names, compute_ntk = _check_get(get)
+        if _is_kernel(x1):
+            if x2 is not None:
+                raise ValueError("kernel_fn: x1 is a Kernel, so x2 must be None")
+            k = apply_rule(self.net, x1, RuleContext(compute_ntk=compute_ntk))
+            return _select(k, names)
+        x1 = _as_arrays(x1, batch_axis, channel_axis)
+        x2 = _as_arrays(x2, batch_axis, channel_axis)
+        target = self._layout(diagonal_spatial)
+        out = target._call(x1, x2, names, compute_ntk, mask_constant)
+        if diagonal_batch or (names is not None and not {"cov1", "cov2"} & set(names)):
+            return out
+        return target._full_batch(out, x1, x2, names, mask_constant)
+
+    def _layout(self, diagonal_spatial: bool | None) -> KernelFn:
+        """This function or its twin computing all-pairs spatial covariances."""
+        if diagonal_spatial is None or bool(diagonal_spatial) == (not self.full_spatial):
+            return self
+        if diagonal_spatial:
+            raise KernelError(
+                self.net,
+                "needs covariances between all pairs of spatial positions (pooling, "
+                "attention), so diagonal_spatial=True is impossible; use False or None",
+            )
+        if self._full_twin is None:
+            twin = KernelFn(
+                self.net,
+                batch_size=self.batch_size,
+                max_tile_bytes=self.max_tile_bytes,
+                jit=self.jit,
+            )
+            twin.full_spatial = True
+            self._full_twin = twin
+        return self._full_twin
+
+    def _full_batch(self, out, x1, x2, names, mask_constant):
+        """``out`` with ``cov1``/``cov2`` as full ``(n, n, ...)`` batch covariances."""
+        c1 = self._call(x1, None, ("nngp",), False, mask_constant)
+        c2 = None if x2 is None else self._call(x2, None, ("nngp",), False, mask_constant)
+
+        def fix(o, a, b):
+            if names is None:
+                return o.replace(cov1=a, cov2=b, diagonal_batch=False)
+            new = {"cov1": a, "cov2": b}
+            if len(names) == 1:
+                return new[names[0]]
+            return o._replace(**{n: new[n] for n in names if n in new})
+
+        if isinstance(out, list):
+            return [
+                fix(o, a, None if c2 is None else c2[i]) for i, (o, a) in enumerate(zip(out, c1))
+            ]
+        return fix(out, c1, c2)
+
+    def _call(self, x1, x2, names, compute_ntk, mask_constant):
         tiled = self.batch_size is not None or self.max_tile_bytes is not None
         if not tiled:
             if self.jit:
-                x1 = jnp.asarray(x1)
-                x2 = None if x2 is None else jnp.asarray(x2)
                 self._validate(x1, x2)  # errors raise here, outside the trace
                 return self._jitted(x1, x2, names, mask_constant)
             k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
             return _select(k, names)
+        if isinstance(x1, list):
+            raise ValueError("kernel_fn: batch_size tiling takes one input array, not a list")
         return self._tiled(x1, x2, names or ("nngp", "ntk"), compute_ntk, mask_constant)
+
+    def _tile_fns(self, names: tuple[str, ...], compute_ntk: bool, mask_constant):
+        """``(block, square)`` tile functions, built once per ``(names, mask_constant)`` so
+        that ``pairwise_tiled`` finds its compiled rounds in its cache on later calls."""
+        key = (names, compute_ntk, mask_constant)
+        if key not in self._tile_cache:
+
+            def block(a, b):
+                k = self.kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
+                if isinstance(k, list):
+                    raise KernelError(self.net, "tiled evaluation needs a single-output network")
+                return {n: getattr(k, n) for n in names}
+
+            self._tile_cache[key] = (block, lambda a: block(a, None))
+        return self._tile_cache[key]
 
     def _tiled(self, x1, x2, names, compute_ntk, mask_constant):
         from widelab_core.devices import pairwise_tiled
@@ -333,25 +464,23 @@ class KernelFn:
             raise ValueError(f"kernel_fn: tiled evaluation returns only nngp/ntk, not {bad}")
         x1 = jnp.asarray(x1)
         x2 = None if x2 is None else jnp.asarray(x2)
-        _validate(self.net, x1, x2)
-
-        layout = {}
-
-        def block(a, b):
-            k = self.kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
-            if isinstance(k, list):
-                raise KernelError(self.net, "tiled evaluation needs a single-output network")
-            layout["kernel"] = k
-            return {n: getattr(k, n) for n in names}
-
+        self._validate(x1, x2)
+        block, square = self._tile_fns(tuple(names), compute_ntk, mask_constant)
+        d = x1.ndim - 2
+        # Tiles are mirrored in host memory (NumPy), without a trip to the device.
+        if self.full_spatial and d > 0:
+            perm = (1, 0, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))
+            mirror = functools.partial(np.transpose, axes=perm)
+        else:
+            mirror = functools.partial(np.swapaxes, axis1=0, axis2=1)
         out = pairwise_tiled(
             block,
             x1,
             x2,
             batch_size=self.batch_size,
             max_tile_bytes=self.max_tile_bytes,
-            mirror=lambda t: mirror_tile(t, layout["kernel"]),
-            square_fn=lambda a: block(a, None),
+            mirror=mirror,
+            square_fn=square,
         )
         if len(names) == 1:
             return out[names[0]]
@@ -379,7 +508,10 @@ def kernel_fn(
         max_tile_bytes: alternatively, a memory bound per tile.
         jit: compile the whole kernel computation with ``jax.jit`` (one compilation per
             input shape and ``get``; op-by-op execution is far slower to start). It
-            composes with an outer ``jit``/``vmap``/``grad``.
+            composes with an outer ``jit``/``vmap``/``grad``. ``kernel_fn`` called again
+            with an equal network (layer values compare by value) returns the same
+            function, so its compiled programs, tiled ones included, are reused: a
+            second same-shaped call compiles nothing.
 
     Returns:
         ``f(x1, x2=None, get=None, mask_constant=None)``. ``get`` is ``None`` (the output
@@ -406,4 +538,19 @@ def kernel_fn(
         Novak et al. 2020, "Neural Tangents: Fast and Easy Infinite Neural Networks in
         Python" (ICLR), Sec. 3 and App. C.
     """
-    return KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)
+    key = (net, batch_size, max_tile_bytes, jit)
+    try:
+        found = _KERNEL_FNS.get(key)
+    except TypeError:  # an unhashable layer value (e.g. traced hyperparameters)
+        return KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)
+    if found is None:
+        found = KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)
+        if len(_KERNEL_FNS) >= KERNEL_FN_CACHE_SIZE:
+            _KERNEL_FNS.pop(next(iter(_KERNEL_FNS)))
+        _KERNEL_FNS[key] = found
+    return found
+
+
+#: How many ``kernel_fn`` objects (with their compiled programs) are kept for reuse.
+KERNEL_FN_CACHE_SIZE = 64
+_KERNEL_FNS: dict = {}

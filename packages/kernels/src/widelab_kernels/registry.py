@@ -41,6 +41,7 @@ class RuleContext:
 class _Entry:
     rule: Rule
     needs_full_spatial: bool | Callable[[Any], bool]
+    subclasses: bool = False
 
 
 _RULES: dict[type, _Entry] = {}
@@ -63,16 +64,23 @@ def register_rule(
     rule: Rule,
     *,
     needs_full_spatial: bool | Callable[[Any], bool] = False,
+    subclasses: bool = False,
 ) -> None:
     """Register the analytic kernel rule of a layer class.
 
     Args:
-        layer_cls: a subclass of ``widelab_core.layers.Layer``. Subclasses without a
-            rule of their own use the nearest registered base class's rule.
+        layer_cls: a subclass of ``widelab_core.layers.Layer``. A subclass without a
+            rule of its own uses its nearest registered base class's rule only if it
+            keeps that class's finite-width meaning (no new dataclass fields, no own
+            ``fn``/``init``/``apply_masked``) or the rule was registered with
+            ``subclasses=True``; otherwise looking up its rule is an error, so a
+            subclass never silently gets a kernel that is not its own.
         rule: ``rule(layer, kernel, ctx) -> kernel`` (see module docstring).
         needs_full_spatial: whether the layer needs covariances between all pairs of
             spatial positions (pooling, attention); a callable gets the layer value
             (combinators use it to ask their children).
+        subclasses: the rule reads everything it needs from the layer value (e.g.
+            quadrature of ``layer.fn``), so it is right for every subclass too.
 
     Raises:
         TypeError: ``layer_cls`` is not a class or ``rule`` is not callable.
@@ -95,13 +103,50 @@ def register_rule(
         raise TypeError(f"register_rule: layer_cls must be a class, got {layer_cls!r}")
     if not callable(rule):
         raise TypeError(f"register_rule: rule for {layer_cls.__name__} is not callable")
-    _RULES[layer_cls] = _Entry(rule, needs_full_spatial)
+    _RULES[layer_cls] = _Entry(rule, needs_full_spatial, bool(subclasses))
+
+
+#: Methods that define a layer's finite-width meaning; a subclass overriding one of them
+#: is a different function and needs its own kernel rule.
+MEANING_METHODS = ("fn", "init", "apply_masked")
+
+
+def _changes_meaning(cls: type, base: type) -> str | None:
+    """Why ``cls`` (a subclass of ``base``) means something else, or ``None``."""
+    for c in cls.__mro__:
+        if c is base:
+            break
+        own = [m for m in MEANING_METHODS if m in vars(c)]
+        if own:
+            return f"{c.__name__} defines its own {', '.join(own)}"
+    if dataclasses.is_dataclass(cls):
+        base_fields = (
+            {f.name for f in dataclasses.fields(base)} if dataclasses.is_dataclass(base) else set()
+        )
+        extra = [f.name for f in dataclasses.fields(cls) if f.name not in base_fields]
+        if extra:
+            return f"it adds the field(s) {', '.join(extra)}"
+    return None
 
 
 def _entry(layer: Any, where: str = "") -> _Entry:
-    for cls in type(layer).__mro__:
-        if cls in _RULES:
-            return _RULES[cls]
+    cls = type(layer)
+    for base in cls.__mro__:
+        if base not in _RULES:
+            continue
+        entry = _RULES[base]
+        if base is cls or entry.subclasses:
+            return entry
+        why = _changes_meaning(cls, base)
+        if why is None:
+            return entry
+        raise KernelError(
+            layer if isinstance(layer, Layer) else repr(layer),
+            f"{cls.__name__} is a subclass of {base.__name__} but {why}, so "
+            f"{base.__name__}'s kernel rule does not describe it; register a rule for "
+            f"{cls.__name__} with widelab_kernels.register_rule",
+            where,
+        )
     raise KernelError(
         layer if isinstance(layer, Layer) else repr(layer),
         f"no kernel rule is registered for layer type {type(layer).__name__}; "
@@ -111,10 +156,12 @@ def _entry(layer: Any, where: str = "") -> _Entry:
 
 
 def get_rule(layer: Any, where: str = "") -> Rule:
-    """The registered rule for ``layer``'s class (nearest base class wins).
+    """The registered rule for ``layer``'s class (see :func:`register_rule` for when a
+    base class's rule applies).
 
     Raises:
-        KernelError: no rule is registered for the layer's class or its bases.
+        KernelError: no rule is registered for the layer's class or its bases, or the
+            nearest registered base's rule does not describe the subclass.
     """
     return _entry(layer, where).rule
 

@@ -30,9 +30,12 @@ from .elementwise import (
     ElementwiseNumerical,
     Erf,
     Exp,
+    ExpNormalized,
+    Gabor,
     Gaussian,
     Gelu,
     LeakyRelu,
+    Rbf,
     Relu,
     Sigmoid_like,
     Sign,
@@ -40,10 +43,18 @@ from .elementwise import (
     Tanh,
 )
 from .normalization import Dropout, LayerNorm
+from .polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
 from .pooling import AvgPool, GlobalAvgPool, GlobalSumPool, SumPool
 from .structural import Flatten, Identity
 
 __all__ = [
+    "RectifiedMonomial",
+    "Polynomial",
+    "Monomial",
+    "Hermite",
+    "Rbf",
+    "Gabor",
+    "ExpNormalized",
     "ABRelu",
     "Abs",
     "AvgPool",

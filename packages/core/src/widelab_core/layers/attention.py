@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._base import Layer, ShapeError, check_single, zero_masked
 from .dense import add_bias
 
-MECHANISMS = ("SOFTMAX", "IDENTITY")
+MECHANISMS = ("SOFTMAX", "IDENTITY", "ABS", "RELU")
 POS_EMB_TYPES = ("NONE", "SUM", "CONCAT")
 
 
@@ -46,15 +48,22 @@ class GlobalSelfAttention(Layer):
         Y = \frac{\sigma_O}{\sqrt{n_{heads} n_{val}}}
             [A_1 V_1, \dots, A_{n_{heads}} V_{n_{heads}}] W_O + \sigma_b b.
 
-    ``phi`` is the softmax over keys ("SOFTMAX") or the identity ("IDENTITY").
+    ``phi`` is the softmax over keys ("SOFTMAX"), the identity ("IDENTITY"), ``|.|``
+    ("ABS") or ``max(., 0)`` ("RELU").
     With ``linear_scaling=True`` the query and key weights are *tied*
     (``W_Q^h = W_K^h``, no ``"W_query"`` param): the logits then converge to
     ``sigma_Q sigma_K`` times the input covariance as ``n_chan_key -> infinity``
     (Hron et al. 2020, Sec. 3). Only the products ``W_query_std * W_key_std`` and
     ``W_out_std * W_value_std`` matter.
 
+    With ``pos_emb_decay_fn`` the embeddings are correlated across positions:
+    ``E = L E_raw`` over flattened positions, ``L L^T = R`` (Cholesky) with
+    ``R[s, t] = pos_emb_decay_fn(sum_i |s_i - t_i|^pos_emb_p_norm)`` for positions
+    ``s, t`` given by their spatial coordinates; without it ``R`` is the identity
+    (independent embeddings per position).
+
     Masking: keys at padded positions get logit ``-inf`` before the softmax (weight 0
-    for "IDENTITY"); a query whose keys are all masked gets zero weights. The mask
+    for the other mechanisms); a query whose keys are all masked gets zero weights. The mask
     passes through unchanged. ``causal=True`` also masks keys after the query (in the
     flattened order): finite-width only, kernel packages may not support it.
 
@@ -75,12 +84,15 @@ class GlobalSelfAttention(Layer):
         W_query_std: query weight standard deviation.
         W_out_std: output weight standard deviation.
         b_std: bias standard deviation; ``None`` means no bias.
-        attention_mechanism: ``"SOFTMAX"`` or ``"IDENTITY"``.
+        attention_mechanism: ``"SOFTMAX"``, ``"IDENTITY"``, ``"ABS"`` or ``"RELU"``.
         pos_emb_type: ``"NONE"``, ``"SUM"`` or ``"CONCAT"``.
         W_pos_emb_std: positional embedding standard deviation.
         val_pos_emb: also feed positional embeddings to the values.
         n_chan_pos_emb: embedding channels (``None``: the input's; "SUM" needs that).
-        causal: mask keys after each query (decoder-style; finite width only).
+        causal: mask keys after each query (decoder-style, in the flattened order).
+        pos_emb_p_norm: the ``p`` of the distance passed to ``pos_emb_decay_fn``.
+        pos_emb_decay_fn: maps the distance between two positions to the correlation
+            of their embeddings (e.g. ``lambda d: jnp.exp(-d)``); ``None``: independent.
 
     Raises:
         ValueError: bad hyperparameters (at construction).
@@ -110,6 +122,8 @@ class GlobalSelfAttention(Layer):
     val_pos_emb: bool = False
     n_chan_pos_emb: int | None = None
     causal: bool = False
+    pos_emb_p_norm: float = 2.0
+    pos_emb_decay_fn: Callable | None = None
 
     def __post_init__(self):
         for name in ("n_chan_out", "n_chan_key", "n_chan_val", "n_heads"):
@@ -125,6 +139,15 @@ class GlobalSelfAttention(Layer):
                     f"got {getattr(self, name)!r}"
                 )
             object.__setattr__(self, name, value)
+        if self.pos_emb_decay_fn is not None and not callable(self.pos_emb_decay_fn):
+            raise ValueError(
+                "GlobalSelfAttention: pos_emb_decay_fn must be callable or None, got "
+                f"{self.pos_emb_decay_fn!r}"
+            )
+        if not float(self.pos_emb_p_norm) > 0:
+            raise ValueError(
+                f"GlobalSelfAttention: pos_emb_p_norm must be positive, got {self.pos_emb_p_norm}"
+            )
         if self.n_chan_pos_emb is not None and int(self.n_chan_pos_emb) <= 0:
             raise ValueError(
                 f"GlobalSelfAttention: n_chan_pos_emb must be positive, got {self.n_chan_pos_emb}"
@@ -203,9 +226,7 @@ class GlobalSelfAttention(Layer):
         dtype = x.dtype
         x_k = x_v = x
         if self.pos_emb_type != "NONE":
-            pe = params["pos_emb"].astype(dtype)
-            e = zero_masked(jnp.broadcast_to(pe, (n, *pe.shape[1:])), mask)
-            e = e * jnp.asarray(self.W_pos_emb_std, dtype)
+            e = self.positional_embeddings(params, x, mask)
             x_k = x + e if self.pos_emb_type == "SUM" else jnp.concatenate([x, e], axis=-1)
             if self.val_pos_emb:
                 x_v = x_k
@@ -233,7 +254,9 @@ class GlobalSelfAttention(Layer):
                 weights = jax.nn.softmax(logits, axis=-1)
                 weights = jnp.where(key_masked, jnp.zeros((), dtype), weights)
         else:
-            weights = logits
+            weights = {"IDENTITY": logits, "ABS": jnp.abs(logits), "RELU": jax.nn.relu(logits)}[
+                self.attention_mechanism
+            ]
             if key_masked is not None:
                 weights = jnp.where(key_masked, jnp.zeros((), dtype), weights)
 
@@ -245,6 +268,35 @@ class GlobalSelfAttention(Layer):
         if "b" in params:
             y = add_bias(y, params["b"], self.b_std)
         return jnp.reshape(y, (n, *spatial, self.n_chan_out)), mask
+
+    def positional_embeddings(self, params, x, mask=None) -> jax.Array:
+        """The scaled, masked embeddings ``(batch, *spatial, d_e)`` added to or
+        concatenated with ``x`` (correlated across positions by ``pos_emb_decay_fn``)."""
+        n, spatial = x.shape[0], x.shape[1:-1]
+        pe = params["pos_emb"].astype(x.dtype)
+        if self.pos_emb_decay_fn is not None:
+            r = jnp.asarray(self.pos_emb_covariance(spatial), x.dtype)
+            chol = jnp.linalg.cholesky(r)
+            pe = jnp.reshape(chol @ jnp.reshape(pe, (math.prod(spatial), -1)), pe.shape)
+        e = zero_masked(jnp.broadcast_to(pe, (n, *pe.shape[1:])), mask)
+        return e * jnp.asarray(self.W_pos_emb_std, x.dtype)
+
+    def pos_emb_covariance(self, spatial) -> np.ndarray:
+        """``R`` of shape ``(T, T)``: the correlation of the embeddings of two positions
+        (flattened order), ``pos_emb_decay_fn(sum_i |s_i - t_i|^p)``, or the identity."""
+        t = math.prod(spatial)
+        if self.pos_emb_decay_fn is None:
+            return np.eye(t)
+        coords = np.stack(np.meshgrid(*[np.arange(s) for s in spatial], indexing="ij"), -1)
+        coords = np.reshape(coords, (t, len(spatial))).astype(float)
+        dist = np.sum(np.abs(coords[:, None] - coords[None]) ** float(self.pos_emb_p_norm), -1)
+        with jax.ensure_compile_time_eval():
+            r = np.asarray(self.pos_emb_decay_fn(jnp.asarray(dist)), dtype=float)
+        if r.shape != (t, t):
+            raise ShapeError(
+                self, f"pos_emb_decay_fn returned shape {r.shape} for distances of shape {(t, t)}"
+            )
+        return r
 
     def _key_mask(self, mask, n, t):
         """Boolean ``(batch or 1, 1, T_query or 1, T_key)``: True where a key is hidden."""

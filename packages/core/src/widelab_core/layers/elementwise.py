@@ -13,7 +13,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from ._base import Layer, check_single
+from ._base import Layer, LayerError, check_single
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,26 +152,36 @@ class Tanh(ElementwiseLayer):
 
 @dataclasses.dataclass(frozen=True)
 class Elementwise(ElementwiseLayer):
-    """Any elementwise map ``fn``.
+    """Any elementwise map ``fn``, optionally with its dual kernels in closed form.
 
-    ``nngp_fn(cov12, var1, var2)`` and ``d_nngp_fn(cov12, var1, var2)`` optionally give
-    its dual kernel (``E[f(u) f(v)]``) and the derivative's dual
-    (``E[f'(u) f'(v)]``) for centred Gaussians ``(u, v)`` with those covariances, so
-    kernel packages can use them; without them they fall back to quadrature.
+    ``nngp_fn(cov12, var1, var2)`` gives ``E[fn(u) fn(v)]`` for a centred Gaussian pair
+    ``(u, v)`` with those variances and covariance, and ``d_nngp_fn`` the same for
+    ``fn'``, so kernel packages can use them. Without ``d_nngp_fn`` kernels take
+    ``d nngp_fn / d cov12`` (equal to ``E[fn'(u) fn'(v)]`` by Price's theorem); without
+    ``nngp_fn`` they fall back to quadrature of ``fn``. ``fn`` may be ``None`` when
+    ``nngp_fn`` is given (a kernel-only layer: :meth:`apply` then raises).
+
+    Raises:
+        TypeError: neither ``fn`` nor ``nngp_fn`` is given, or one is not callable.
     """
 
-    fn_: Callable[[jax.Array], jax.Array] = dataclasses.field(default=None)
+    fn_: Callable[[jax.Array], jax.Array] | None = dataclasses.field(default=None)
     nngp_fn: Callable | None = None
     d_nngp_fn: Callable | None = None
 
-    def __init__(self, fn, nngp_fn=None, d_nngp_fn=None):
-        if not callable(fn):
-            raise TypeError(f"Elementwise: fn must be callable, got {fn!r}")
+    def __init__(self, fn=None, nngp_fn=None, d_nngp_fn=None):
+        if fn is None and nngp_fn is None:
+            raise TypeError("Elementwise: give fn, nngp_fn or both; got neither")
+        for name, f in (("fn", fn), ("nngp_fn", nngp_fn), ("d_nngp_fn", d_nngp_fn)):
+            if f is not None and not callable(f):
+                raise TypeError(f"Elementwise: {name} must be callable or None, got {f!r}")
         object.__setattr__(self, "fn_", fn)
         object.__setattr__(self, "nngp_fn", nngp_fn)
         object.__setattr__(self, "d_nngp_fn", d_nngp_fn)
 
     def fn(self, x):
+        if self.fn_ is None:
+            raise LayerError(self, "has no finite-width map (fn=None): only its kernel exists")
         return self.fn_(x)
 
 
@@ -193,3 +203,47 @@ class ElementwiseNumerical(ElementwiseLayer):
 
     def fn(self, x):
         return self.fn_(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gabor(ElementwiseLayer):
+    """Gabor function ``exp(-x**2) * sin(x)``."""
+
+    def fn(self, x):
+        return jnp.exp(-(x**2)) * jnp.sin(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rbf(ElementwiseLayer):
+    """``sqrt(2) * sin(sqrt(2 * gamma) * x + pi / 4)``, whose dual kernel is the squared
+    exponential ``exp(-gamma * (q1 + q2 - 2 c))`` of its input covariances.
+
+    ``gamma = 1 / (2 l**2)`` for a length scale ``l``.
+    """
+
+    gamma: float = 1.0
+
+    def fn(self, x):
+        return math.sqrt(2) * jnp.sin(jnp.sqrt(2 * self.gamma) * x + math.pi / 4)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpNormalized(ElementwiseLayer):
+    """The "Gaussian normalized kernel" (Shankar et al. 2020, "Neural Kernels Without
+    Tangents", p. 6): a kernel-only layer mapping the covariance ``c`` of two inputs with
+    variances ``q1, q2`` to ``sqrt(q1 q2) exp(gamma (c / sqrt(q1 q2) + shift))``.
+
+    It has no finite-width map: :meth:`apply` raises.
+
+    Args:
+        gamma: exponent scale.
+        shift: shift of the normalized covariance.
+        do_clip: clip the normalized covariance to ``[-1, 1]`` first.
+    """
+
+    gamma: float = 1.0
+    shift: float = -1.0
+    do_clip: bool = False
+
+    def fn(self, x):
+        raise LayerError(self, "has no finite-width map: it defines only a kernel")

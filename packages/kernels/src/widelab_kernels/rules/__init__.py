@@ -1,5 +1,13 @@
 """Analytic kernel rules, one module per layer family (importing registers them)."""
 
-from . import attention, combinators, elementwise, linear, norm, spatial
+from . import attention, combinators, elementwise, elementwise_closed, linear, norm, spatial
 
-__all__ = ["attention", "combinators", "elementwise", "linear", "norm", "spatial"]
+__all__ = [
+    "attention",
+    "combinators",
+    "elementwise",
+    "elementwise_closed",
+    "linear",
+    "norm",
+    "spatial",
+]

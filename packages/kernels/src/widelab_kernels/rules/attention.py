@@ -11,7 +11,22 @@ Sec. 3, eq. 9). The output is then a Gaussian process with
                    + 2 (nngp'(x, x') - sigma_b^2),
 
 the last term from the value and output weights (the query/key weights' share of the
-NTK vanishes in this limit). Padded keys are excluded from the softmax.
+NTK vanishes in this limit). Padded keys are excluded from the softmax. "ABS" and
+"RELU" apply ``|.|`` and ``max(., 0)`` to the same deterministic logits.
+
+With ``1 / sqrt(n_key)`` scaling and independent query/key weights the logits stay
+random; for the "IDENTITY" mechanism the output converges, as the number of heads
+grows, to a Gaussian process (Hron et al. 2020, Sec. 3, Theorem 3). With
+``K_k``/``K_v`` the (embedding-interpolated) covariances seen by keys/queries and by
+values, and ``Theta_k``/``Theta_v`` their NTKs, per pair of positions ``(p, q)``:
+
+    nngp'(p, q) = sigma^2 K_k(p, q) S[K_k K_v] + sigma_b^2,
+    ntk'(p, q)  = sigma^2 (K_k(p, q) (S[K_k Theta_v] + S[Theta_k K_v])
+                  + S[K_k K_v] (Theta_k(p, q) + 4 K_k(p, q))) + sigma_b^2,
+
+``sigma = sigma_Q sigma_K sigma_O sigma_V`` and ``S[M] = sum_{s, t} M(s, t)`` over the
+key positions (``s <= p, t <= q`` when ``causal``); the ``4 K_k`` term is the query,
+key, value and output weights' own share. Padded positions contribute nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +74,10 @@ def _weights(layer, cov, mask, qk_std, t):
         if hidden is not None:
             logits = jnp.where(hidden, jnp.finfo(logits.dtype).min, logits)
         g = jax.nn.softmax(logits, axis=-1)
+    elif layer.attention_mechanism == "ABS":
+        g = jnp.abs(logits)
+    elif layer.attention_mechanism == "RELU":
+        g = jax.nn.relu(logits)
     else:
         g = logits
     if hidden is not None:
@@ -69,11 +88,12 @@ def _weights(layer, cov, mask, qk_std, t):
 def _attention(layer: L.GlobalSelfAttention, k: Kernel, ctx: RuleContext) -> Kernel:
     if isinstance(k, list):
         raise KernelError(layer, f"expects one input, got {len(k)} branches", ctx.where)
-    if not layer.linear_scaling:
+    if not layer.linear_scaling and layer.attention_mechanism != "IDENTITY":
         raise KernelError(
             layer,
-            "has no closed-form kernel with linear_scaling=False (1/sqrt(n_chan_key) "
-            "logit scaling gives non-Gaussian logits); use linear_scaling=True",
+            "has no closed-form kernel with linear_scaling=False and attention_mechanism="
+            f"{layer.attention_mechanism!r} (1/sqrt(n_chan_key) logit scaling gives random "
+            "logits); use attention_mechanism='IDENTITY' or linear_scaling=True",
             ctx.where,
         )
     if k.n_spatial == 0:
@@ -95,12 +115,31 @@ def _attention(layer: L.GlobalSelfAttention, k: Kernel, ctx: RuleContext) -> Ker
     m2 = m1 if k.x1_is_x2 else (None if k.mask2 is None else jnp.reshape(k.mask2, (n2, t)))
     w1 = jnp.ones((n1, t), dt) if m1 is None else mask_weights(m1, dt)
     w2 = jnp.ones((n2, t), dt) if m2 is None else mask_weights(m2, dt)
-    eye = jnp.eye(t, dtype=dt)[None]
+    pos_r = jnp.asarray(layer.pos_emb_covariance(sp), dt)
+    eye = pos_r[None]
     r11 = eye * (w1[:, :, None] * w1[:, None, :])
     interp1 = cov1 if pw == 0.0 else kw * cov1 + pw * r11
     qk = layer.W_query_std * layer.W_key_std
     ov2 = (layer.W_out_std * layer.W_value_std) ** 2
     b2 = 0.0 if layer.b_std is None else layer.b_std**2
+    if not layer.linear_scaling:
+        r12 = pos_r[None, None] * (w1[:, None, :, None] * w2[None, :, None, :])
+        r22 = None if cov2 is None else eye * (w2[:, :, None] * w2[:, None, :])
+        mask12 = w1[:, None, :, None] * w2[None, :, None, :]
+        mask11 = w1[:, :, None] * w1[:, None, :]
+        mask22 = w2[:, :, None] * w2[:, None, :]
+        pair_k = (
+            kw * nngp * mask12 + pw * r12,
+            None if ntk is None else kw * ntk * mask12 + pw * r12,
+        )
+        pair_v = (nngp * mask12, None if ntk is None else ntk * mask12)
+        self1 = (kw * cov1 * mask11 + pw * r11, cov1 * mask11)
+        self2 = None if cov2 is None else (kw * cov2 * mask22 + pw * r22, cov2 * mask22)
+        val = layer.val_pos_emb or pw == 0.0
+        new_nngp, new_ntk, new_cov1, new_cov2 = _sqrt_identity(
+            layer, pair_k, pair_v, self1, self2, val, (qk**2) * ov2, b2
+        )
+        return _finish(layer, k, new_nngp, new_ntk, new_cov1, new_cov2, n1, n2, sp)
     g1 = _weights(layer, interp1, m1, qk, t)
     g2 = g1
     if cov2 is not None:
@@ -110,7 +149,7 @@ def _attention(layer: L.GlobalSelfAttention, k: Kernel, ctx: RuleContext) -> Ker
         r22 = None
     val = layer.val_pos_emb and pw != 0.0
     if val:
-        r12 = jnp.eye(t, dtype=dt)[None, None] * (w1[:, None, :, None] * w2[None, :, None, :])
+        r12 = pos_r[None, None] * (w1[:, None, :, None] * w2[None, :, None, :])
         nngp_v = kw * nngp + pw * r12
         ntk_v = None if ntk is None else kw * ntk + pw * r12
         cov1_v = kw * cov1 + pw * r11
@@ -127,6 +166,40 @@ def _attention(layer: L.GlobalSelfAttention, k: Kernel, ctx: RuleContext) -> Ker
     new_cov2 = None
     if cov2_v is not None:
         new_cov2 = ov2 * jnp.einsum("aps,ast,aqt->apq", g2, cov2_v, g2) + b2
+    return _finish(layer, k, new_nngp, new_ntk, new_cov1, new_cov2, n1, n2, sp)
+
+
+def _prefix_sum(m, causal: bool):
+    """``S[M]`` over the last two (key position) axes: the total, kept as ``(.., 1, 1)``,
+    or with ``causal`` the sums over ``s <= p, t <= q`` for every ``(p, q)``."""
+    if causal:
+        return jnp.cumsum(jnp.cumsum(m, axis=-2), axis=-1)
+    return jnp.sum(m, axis=(-2, -1), keepdims=True)
+
+
+def _sqrt_identity(layer, pair_k, pair_v, self1, self2, val: bool, std2, b2):
+    """``1 / sqrt(n_key)`` scaling, "IDENTITY" mechanism (module docstring)."""
+    kk, tk = pair_k
+    kv, tv = (kk, tk) if val else pair_v
+    s = lambda m: _prefix_sum(m, layer.causal)
+    dot = s(kk * kv)
+    nngp = std2 * dot * kk + b2
+    ntk = None
+    if tk is not None:
+        cross = s(kk * tv) + s(tk * kv)
+        ntk = std2 * (cross * kk + dot * (tk + 4 * kk)) + b2
+
+    def self_cov(pair):
+        if pair is None:
+            return None
+        kk_s, kv_s = pair
+        kv_s = kk_s if val else kv_s
+        return std2 * s(kk_s * kv_s) * kk_s + b2
+
+    return nngp, ntk, self_cov(self1), self_cov(self2)
+
+
+def _finish(layer, k: Kernel, new_nngp, new_ntk, new_cov1, new_cov2, n1, n2, sp) -> Kernel:
     unflat_pair = lambda x: None if x is None else jnp.reshape(x, (n1, n2, *sp, *sp))
     unflat_self = lambda x, n: None if x is None else jnp.reshape(x, (n, *sp, *sp))
     c = layer.n_chan_out

@@ -274,6 +274,24 @@ def self_pairs(k: Kernel) -> jax.Array:
     return mask
 
 
+def _self_covariance(cov, var, k: Kernel):
+    """``(c, q1, q2)`` for an example's covariance with itself, with ``c`` set to
+    ``sqrt(q1) sqrt(q2)`` (correlation exactly 1) where a position meets itself, as for
+    the batch diagonal of ``nngp``: rounding there would move the angle by ``sqrt(eps)``."""
+    a, b = self_broadcast(var, k)
+    if k.diagonal_spatial or k.n_spatial == 0:
+        return _pair_scale(a, b), a, b
+    shape = cov.shape
+    d = k.n_spatial
+    same = jnp.ones(shape, bool)
+    for i in range(d):
+        same = same & (
+            jax.lax.broadcasted_iota(jnp.int32, shape, 1 + i)
+            == jax.lax.broadcasted_iota(jnp.int32, shape, 1 + d + i)
+        )
+    return jnp.where(same, jnp.broadcast_to(_pair_scale(a, b), shape), cov), a, b
+
+
 def transform(k: Kernel, nngp_fn: PairFn, dot_fn: PairFn, layer, ctx: RuleContext) -> Kernel:
     """Apply a nonlinearity's dual kernels to every covariance of ``k``.
 
@@ -299,52 +317,47 @@ def transform(k: Kernel, nngp_fn: PairFn, dot_fn: PairFn, layer, ctx: RuleContex
     ntk = None
     if k.ntk is not None:
         ntk = k.ntk * dot_fn(c, v1, v2)
-    a, b = self_broadcast(k.var1(), k)
-    cov1 = nngp_fn(k.cov1, a, b)
+    cov1 = nngp_fn(*_self_covariance(k.cov1, k.var1(), k))
     cov2 = None
     if k.cov2 is not None:
-        a, b = self_broadcast(k.var2(), k)
-        cov2 = nngp_fn(k.cov2, a, b)
+        cov2 = nngp_fn(*_self_covariance(k.cov2, k.var2(), k))
     return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, is_gaussian=False)
 
 
-def _fns_for(layer) -> tuple[PairFn, PairFn]:
-    if isinstance(layer, L.Relu):
-        return abrelu_fns(0.0, 1.0)
-    if isinstance(layer, L.LeakyRelu):
-        return abrelu_fns(layer.alpha, 1.0)
-    if isinstance(layer, L.ABRelu):
-        return abrelu_fns(layer.a, layer.b)
-    if isinstance(layer, L.Abs):
-        return abrelu_fns(-1.0, 1.0)
-    if isinstance(layer, L.Erf):
-        return erf_fns(layer.a, layer.b, layer.c)
-    if isinstance(layer, L.Sin):
-        return sin_fns(layer.a, layer.b, layer.c)
-    if isinstance(layer, L.Gaussian):
-        return gaussian_fns(layer.a, layer.b)
-    if isinstance(layer, L.Exp):
-        return exp_fns(layer.a, layer.b)
-    if isinstance(layer, L.Gelu):
-        return quadrature_fns(layer.fn, 50) if layer.approximate else gelu_fns()
-    if isinstance(layer, L.Sign):
-        return sign_fns()
-    if isinstance(layer, L.ElementwiseNumerical):
-        return quadrature_fns(layer.fn, layer.deg)
-    if isinstance(layer, L.Elementwise):
-        if layer.nngp_fn is None:
-            return quadrature_fns(layer.fn)
-        if layer.d_nngp_fn is None:
-            q = quadrature_fns(layer.fn)[1]
-            return layer.nngp_fn, q
-        return layer.nngp_fn, layer.d_nngp_fn
-    return quadrature_fns(layer.fn)  # Tanh and any other ElementwiseLayer
+def register_elementwise(
+    layer_cls: type, fns: Callable[[object], tuple[PairFn, PairFn]], *, subclasses: bool = False
+) -> None:
+    """Register the kernel rule of a nonlinearity class from its dual kernels.
+
+    ``fns(layer)`` returns ``(nngp_fn, dot_fn)``, the maps ``(c, q1, q2) -> E[f(u) f(v)]``
+    and ``E[f'(u) f'(v)]``; ``subclasses`` as in :func:`register_rule`.
+    """
+
+    def rule(layer, k: Kernel, ctx: RuleContext) -> Kernel:
+        nngp_fn, dot_fn = fns(layer)
+        return transform(k, nngp_fn, dot_fn, layer, ctx)
+
+    rule.__name__ = f"{layer_cls.__name__.lower()}_rule"
+    register_rule(layer_cls, rule, subclasses=subclasses)
 
 
-def elementwise_rule(layer, k: Kernel, ctx: RuleContext) -> Kernel:
-    """Kernel rule shared by every ``ElementwiseLayer`` subclass."""
-    nngp_fn, dot_fn = _fns_for(layer)
-    return transform(k, nngp_fn, dot_fn, layer, ctx)
+def _gelu(layer):
+    return quadrature_fns(layer.fn, 50) if layer.approximate else gelu_fns()
 
 
-register_rule(L.ElementwiseLayer, elementwise_rule)
+register_elementwise(L.Relu, lambda layer: abrelu_fns(0.0, 1.0))
+register_elementwise(L.LeakyRelu, lambda layer: abrelu_fns(layer.alpha, 1.0))
+register_elementwise(L.ABRelu, lambda layer: abrelu_fns(layer.a, layer.b))
+register_elementwise(L.Abs, lambda layer: abrelu_fns(-1.0, 1.0))
+register_elementwise(L.Erf, lambda layer: erf_fns(layer.a, layer.b, layer.c))
+register_elementwise(L.Sin, lambda layer: sin_fns(layer.a, layer.b, layer.c))
+register_elementwise(L.Gaussian, lambda layer: gaussian_fns(layer.a, layer.b))
+register_elementwise(L.Exp, lambda layer: exp_fns(layer.a, layer.b))
+register_elementwise(L.Gelu, _gelu)
+register_elementwise(L.Sign, lambda layer: sign_fns())
+register_elementwise(L.Tanh, lambda layer: quadrature_fns(layer.fn))
+# Quadrature of ``layer.fn`` is right for any subclass that defines its own ``fn``.
+register_elementwise(
+    L.ElementwiseNumerical, lambda layer: quadrature_fns(layer.fn, layer.deg), subclasses=True
+)
+register_elementwise(L.ElementwiseLayer, lambda layer: quadrature_fns(layer.fn), subclasses=True)
