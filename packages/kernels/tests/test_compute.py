@@ -92,7 +92,7 @@ def test_sigkill_mid_block_then_resume_is_bitwise_equal(data, reference, tmp_pat
         assert got.tobytes() == want.tobytes(), name
 
 
-def test_other_settings_are_refused_with_the_differences(data, reference, capsys):
+def test_other_settings_are_refused_with_the_differences(data, reference, capsys, tmp_path):
     out = reference[0]
     assert main(_args(data, out, "--get", "nngp", "--n-train", "6")) == 2
     err = capsys.readouterr().err
@@ -104,6 +104,12 @@ def test_other_settings_are_refused_with_the_differences(data, reference, capsys
         compute_kernels("cnngp-2-pool", x, x, out, batch_size=2, tile=4)
     with pytest.raises(ValueError, match=r"tile \(3\) must be a multiple of batch_size \(2\)"):
         compute_kernels(NET, x, x, out, batch_size=2, tile=3)
+    # no test images: only the train x train files
+    m = compute_kernels(NET, x, x[:0], tmp_path, batch_size=2, tile=4, progress=False)
+    assert m["complete"] and sorted(load_kernels(tmp_path)) == [
+        "nngp_train_train",
+        "ntk_train_train",
+    ]
 
 
 def test_regression_sweep_matches_direct_solve(reference, capsys):

@@ -226,7 +226,8 @@ def _fingerprint(*arrays) -> str:
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        if a.size:
+            h.update(memoryview(a.reshape(-1)).cast("B"))
     return h.hexdigest()[:32]
 
 
