@@ -10,9 +10,10 @@ Every measurement runs in a fresh subprocess. Rows:
 
 * ``nt`` / ``widelab``: the whole ``n x n`` kernel in one jitted call (best of
   ``--repeats`` calls after a warm-up call, which is reported as "first").
-* ``widelab compute``: the out-of-core path (``compute_kernels``: blocks written to
-  memory-mapped files and fsynced, compilation included) at ``n`` and ``2 n`` with the
-  same tile; its peak memory is bounded by the tile, not by ``n``.
+* ``widelab compute``: the out-of-core path (``compute_kernels`` into a fresh folder:
+  blocks written to the ``.npy`` files and fsynced; "first" includes compilation) at
+  ``n`` and ``2 n`` with the same tile; its peak memory is bounded by the tile and the
+  inputs, not by ``n^2``.
 
 Time per kernel entry divides by the ``n^2`` entries delivered. The last lines
 extrapolate to full CIFAR-10 at 32 x 32 (``50000^2 / 2 + 10000 * 50000`` entries, the
@@ -64,12 +65,9 @@ else:
         with tempfile.TemporaryDirectory() as d:
             compute_kernels("myrtle5", x, x[:0], d, batch_size=batch, tile=4 * batch,
                             progress=False)
-if mode == "compute":
-    t = time.perf_counter(); run(); first = best = time.perf_counter() - t
-else:
-    t = time.perf_counter(); run(); first = time.perf_counter() - t
-    best = min((lambda t0: (run(), time.perf_counter() - t0)[1])(time.perf_counter())
-               for _ in range(repeats))
+t = time.perf_counter(); run(); first = time.perf_counter() - t
+best = min((lambda t0: (run(), time.perf_counter() - t0)[1])(time.perf_counter())
+           for _ in range(repeats))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"first": first, "best": best, "peak_mb": peak}))
 """

@@ -73,7 +73,9 @@ def test_blocks_equal_the_kernel_in_one_piece(data, reference):
     assert len(_log_lines(out)) == 5
 
 
-def test_sigkill_mid_block_then_resume_is_bitwise_equal(data, reference, tmp_path):
+def test_sigkill_and_sigint_mid_block_then_resume_is_bitwise_equal(
+    data, reference, tmp_path, monkeypatch, capsys
+):
     out = tmp_path / "k"
     env = dict(os.environ, WIDELAB_KERNELS_CRASH_AFTER="1:1")  # 2nd block, after 1 row
     p = subprocess.run(
@@ -84,6 +86,12 @@ def test_sigkill_mid_block_then_resume_is_bitwise_equal(data, reference, tmp_pat
     assert _log_lines(out) == ["train 0 0"]  # the killed block is not marked done
     with pytest.raises(ValueError, match="not finished; run the same"):
         load_kernels(out)
+    # resumed, then Ctrl-C in the middle of the second block it computes
+    monkeypatch.setenv("WIDELAB_KERNELS_CRASH_AFTER", "1:2:INT")
+    assert main(_args(data, out)) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert _log_lines(out) == ["train 0 0", "train 0 1"]
+    monkeypatch.delenv("WIDELAB_KERNELS_CRASH_AFTER")
     assert main(_args(data, out)) == 0
     lines = _log_lines(out)
     assert len(lines) == len(set(lines)) == 5  # no finished block was computed twice

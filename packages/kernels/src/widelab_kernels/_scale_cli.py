@@ -90,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"widelab kernels {args.kernels_cmd}: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"widelab kernels {args.kernels_cmd}: interrupted; finished blocks are kept, "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
 
 
 def _compute(args) -> int:

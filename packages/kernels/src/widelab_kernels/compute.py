@@ -24,8 +24,9 @@ training images into a folder, one ``.npy`` file per matrix and kernel
   writes them into the shared folder; process 0 creates the files and finishes.
 
 Setting the environment variable ``WIDELAB_KERNELS_CRASH_AFTER=k:r`` makes the process
-kill itself with ``SIGKILL`` after writing ``r`` rows of its ``k``-th block (counting
-from 0): the fault injection used by the tests.
+kill itself with ``SIGKILL`` after writing ``r`` rows of the ``k``-th block it computes
+(counting from 0; ``k:r:INT`` sends ``SIGINT`` instead): the fault injection used by
+the tests.
 
 Example:
     >>> import numpy as np, tempfile
@@ -40,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -182,8 +184,9 @@ class _Writer:
         for name, shape in _matrices(settings).items():
             path = out / f"{name}.npy"
             self.files[name] = (os.open(path, os.O_RDWR), _header_offset(path), shape)
-        crash = os.environ.get(_CRASH_ENV)
-        self.crash = tuple(int(v) for v in crash.split(":")) if crash else None
+        crash = os.environ.get(_CRASH_ENV, "").split(":")
+        self.crash = (int(crash[0]), int(crash[1])) if len(crash) >= 2 else None
+        self.crash_signal = signal.SIGINT if crash[2:] == ["INT"] else signal.SIGKILL
         self.written = 0
 
     def write(self, name: str, r0: int, c0: int, block: np.ndarray) -> None:
@@ -191,7 +194,7 @@ class _Writer:
         block = np.ascontiguousarray(block, dtype=self.settings["dtype"])
         for r in range(block.shape[0]):
             if self.crash and self.crash == (self.written, r):
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), self.crash_signal)
             pos = offset + ((r0 + r) * ncol + c0) * self.itemsize
             os.pwrite(fd, block[r].tobytes(), pos)
 
@@ -204,7 +207,9 @@ class _Writer:
             os.close(fd)
 
 
+@functools.lru_cache(maxsize=8)
 def _block_fn(net_name: str, get: tuple[str, ...]):
+    """The block functions of one network (cached, so later calls reuse compilations)."""
     from .analytic import kernel_fn
     from .presets import preset
 
