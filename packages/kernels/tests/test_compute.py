@@ -120,7 +120,7 @@ def test_other_settings_are_refused_with_the_differences(data, reference, capsys
     ]
 
 
-def test_regression_sweep_matches_direct_solve(reference, capsys):
+def test_regression_sweep_matches_direct_solve(data, reference, capsys):
     out, k = reference
     z = np.load(out / "labels.npz")
     kt, ks = k["ntk_train_train"].astype(np.float64), k["ntk_test_train"].astype(np.float64)
@@ -134,8 +134,22 @@ def test_regression_sweep_matches_direct_solve(reference, capsys):
     assert main(["kernels", "regress", "--kernels", str(out), "--reg", "0.001,1"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split() == ["kernel", "reg", "accuracy", "mse"] and len(printed) == 5
+    args = ["kernels", "regress", "--kernels", str(out), "--data", str(data), "--reg", "0.1"]
+    assert main(args) == 0 and len(capsys.readouterr().out.splitlines()) == 3
     with pytest.raises(ValueError, match=r"labels must be .* in \[0, 3\)"):
         centred_one_hot([0, 3], 3)
+
+
+def test_progress_lines_off_a_terminal(capsys):
+    from widelab_kernels._progress import Progress
+
+    bar = Progress(5, 1, True, 0.0, "kernels compute")
+    bar.update(1)
+    bar.close()
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "kernels compute: resuming, 1/5 blocks already done"
+    assert err[1].startswith("kernels compute: 2/5 blocks (40%), ") and "left" in err[1]
+    assert len(err) == 2  # close() does not repeat an up-to-date line
 
 
 _DIST = """
