@@ -19,6 +19,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--figure", type=str, default=None, help="write the NTK convergence plot here (PNG)"
     )
+    from ._scale_cli import configure
+
+    configure(sub)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -26,6 +29,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from .study import StudyConfig, convergence_figure, run_study
 
+    if getattr(args, "kernels_cmd", None) in ("compute", "regress"):
+        from ._scale_cli import run
+
+        return run(args)
     if getattr(args, "kernels_cmd", None) != "digits":
         print("usage: widelab kernels digits [--full] [--n-train N] [--n-test N] [--figure PATH]")
         return 2

@@ -14,16 +14,23 @@ Example:
 """
 
 from ._base import InteractionData
+from .cifar import ImageData, read_cifar10, read_cifar100
 from .lastfm import read_lastfm_360k
 from .movielens import read_movielens, read_movielens_1m, read_movielens_100k
+from .preprocessing import standardize_channels, zca_whiten
 from .synthetic import synthetic_lastfm, synthetic_movielens
 
 __all__ = [
+    "ImageData",
     "InteractionData",
+    "read_cifar10",
+    "read_cifar100",
     "read_lastfm_360k",
     "read_movielens",
     "read_movielens_100k",
     "read_movielens_1m",
+    "standardize_channels",
     "synthetic_lastfm",
     "synthetic_movielens",
+    "zca_whiten",
 ]
