@@ -12,6 +12,7 @@ import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from .cliargs import UsageError, check_output_dir, check_output_file, nonnegative_int
 from .command import Command, ReportContext, ReportSection, atomic_write
 
 GROUP = "widelab.commands"
@@ -71,7 +72,9 @@ def render_html(sections: list[ReportSection], quick: bool, seconds: float) -> s
 
 def run_report(args: argparse.Namespace, commands: list[Command]) -> int:
     """Run every package's report hook and write ``report.html`` and the JSON."""
-    out_dir = Path(args.out)
+    out_dir = check_output_dir(args.out, "--out")
+    if args.json:
+        check_output_file(args.json, "--json")
     only = set(args.only.split(",")) if args.only else None
     known = {c.name for c in commands if c.report is not None}
     if only is not None and not only <= known:
@@ -144,9 +147,20 @@ def _json_default(o):
     return str(o)
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2.
+
+    Sub-parsers made with ``add_subparsers`` are of this class too, so every package's
+    flags get the same treatment.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(commands: list[Command]) -> argparse.ArgumentParser:
     """The top-level parser with ``report`` and one subcommand per package."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="widelab",
         description="widelab: infinite-width kernels, wide BNNs, two-stage recommenders, "
         "exposure games and knowledge-graph language models.",
@@ -157,7 +171,7 @@ def build_parser(commands: list[Command]) -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true", help="small settings (minutes on 2 cores)")
     rep.add_argument("--out", default="widelab-report", help="output folder (report.html)")
     rep.add_argument("--json", default=None, help="where to write the headline figures JSON")
-    rep.add_argument("--seed", type=int, default=0, help="base random seed")
+    rep.add_argument("--seed", type=nonnegative_int, default=0, help="base random seed")
     rep.add_argument("--only", default=None, help="comma-separated package names to include")
     for cmd in commands:
         if cmd.run is None:
@@ -176,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "report":
-        return run_report(args, commands)
-    by_name = {c.name: c for c in commands}
-    return int(by_name[args.command].run(args) or 0)
+    try:
+        if args.command == "report":
+            return run_report(args, commands)
+        by_name = {c.name: c for c in commands}
+        return int(by_name[args.command].run(args) or 0)
+    except UsageError as err:
+        print(f"widelab {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
