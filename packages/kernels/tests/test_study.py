@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 
 import numpy as np
+import pytest
 from widelab_core.command import ReportContext
 from widelab_kernels.cli import command
 from widelab_kernels.study import StudyConfig, convergence_figure, run_study
@@ -35,12 +36,13 @@ def test_study_runs_and_ntk_error_shrinks_with_width():
 def test_command_validates_arguments(capsys):
     parser = argparse.ArgumentParser()
     command.configure(parser)
-    args = parser.parse_args(["digits", "--n-train", "0"])
-    assert command.run(args) == 2
-    assert "--n-train must be positive" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["digits", "--n-train", "0"])
+    assert exc.value.code == 2
+    assert "--n-train: expected an integer >= 1, got '0'" in capsys.readouterr().err
     args = parser.parse_args(["digits", "--n-train", "2000"])
     assert command.run(args) == 2
-    assert "too many" in capsys.readouterr().out
+    assert "too many" in capsys.readouterr().err
 
 
 def test_report_hook_builds_a_section(monkeypatch, tmp_path):

@@ -8,12 +8,17 @@ Successor Uncertainties) and returns a :class:`ReportSection`.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from pathlib import Path
 
 import numpy as np
+from widelab_core.cliargs import (
+    int_list,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from widelab_core.command import ReportContext, ReportSection
 
 # --------------------------------------------------------------------------------------
@@ -403,18 +408,6 @@ def report(ctx: ReportContext) -> ReportSection:
 # --------------------------------------------------------------------------------------
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not vals:
-        raise argparse.ArgumentTypeError(f"expected at least one integer, got {text!r}")
-    return vals
-
-
 def _load_samples(path: str) -> np.ndarray:
     p = Path(path)
     if not p.exists():
@@ -535,23 +528,23 @@ def configure(subparsers) -> None:
     p = subparsers.add_parser("sw", help="sliced / projected Wasserstein between two sample sets")
     p.add_argument("--x", help="samples of the first measure (.npy or comma-separated text)")
     p.add_argument("--y", help="samples of the second measure")
-    p.add_argument("--n", type=int, default=500, help="synthetic sample size (no files)")
-    p.add_argument("--dim", type=int, default=10)
-    p.add_argument("--projections", type=int, default=50)
-    p.add_argument("--p", type=float, default=2.0)
+    p.add_argument("--n", type=positive_int, default=500, help="synthetic sample size (no files)")
+    p.add_argument("--dim", type=positive_int, default=10)
+    p.add_argument("--projections", type=positive_int, default=50)
+    p.add_argument("--p", type=positive_float, default=2.0)
     p.add_argument("--directions", choices=["iid", "orthogonal"], default="orthogonal")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=_run_sw)
 
     p = subparsers.add_parser("gaussian-dropout", help="exact KL vs sigmoid fit; spurious minima")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=positive_int, default=3000)
     p.set_defaults(func=_run_gaussian_dropout)
 
     p = subparsers.add_parser("concrete-dropout", help="learned dropout p against dataset size")
-    p.add_argument("--sizes", type=_ints, default=[10, 100, 1000, 10000])
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sizes", type=int_list(positive_int), default=[10, 100, 1000, 10000])
+    p.add_argument("--hidden", type=positive_int, default=64)
+    p.add_argument("--steps", type=positive_int, default=3000)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=_run_concrete_dropout)
 
     p = subparsers.add_parser(
@@ -559,13 +552,16 @@ def configure(subparsers) -> None:
     )
     p.add_argument("--env", choices=["tree", "deepsea"], default="tree")
     p.add_argument("--agent", choices=["tabular", "neural"], default="tabular")
-    p.add_argument("--sizes", type=_ints, default=[4, 8, 12, 16])
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--max-episodes", type=int, default=2000)
+    p.add_argument("--sizes", type=int_list(positive_int), default=[4, 8, 12, 16])
+    p.add_argument("--seeds", type=positive_int, default=5)
+    p.add_argument("--max-episodes", type=positive_int, default=2000)
     p.add_argument(
-        "--epsilon-max-size", type=int, default=8, help="simulate epsilon-greedy up to this size"
+        "--epsilon-max-size",
+        type=nonnegative_int,
+        default=8,
+        help="simulate epsilon-greedy up to this size",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=_run_successor)
 
 

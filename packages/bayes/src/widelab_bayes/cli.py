@@ -10,10 +10,19 @@ width and depth) and ``rejection`` (exact sampling, acceptance rate). Issue 5's
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from widelab_core.cliargs import (
+    UsageError,
+    int_list,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 from widelab_core.command import Command, ReportContext, ReportSection
 
 from .diagnostics import function_space_ess
@@ -26,18 +35,6 @@ from .studies import (
     sample_bnn,
     toy_regression,
 )
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        out = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not out or any(v <= 0 for v in out):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return out
 
 
 def load_regression_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +92,8 @@ def _x64(args):
 def _run_sample(args) -> int:
     import jax
 
+    if args.data and not Path(args.data).is_file():
+        raise UsageError(f"--data {args.data!r}: no such file (expected a CSV of x_1..x_d,y rows)")
     data = load_regression_csv(args.data) if args.data else None
     with _x64(args):
         run = sample_bnn(
@@ -184,39 +183,41 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     def common(p, width=True):
         if width:
-            p.add_argument("--depth", type=int, default=1, help="hidden ReLU layers")
-        p.add_argument("--n-data", type=int, default=100, help="toy regression points")
-        p.add_argument("--noise", type=float, default=0.3, help="likelihood noise std")
-        p.add_argument("--seed", type=int, default=0)
+            p.add_argument("--depth", type=positive_int, default=1, help="hidden ReLU layers")
+        p.add_argument("--n-data", type=positive_int, default=100, help="toy regression points")
+        p.add_argument("--noise", type=positive_float, default=0.3, help="likelihood noise std")
+        p.add_argument("--seed", type=nonnegative_int, default=0)
         p.add_argument("--x64", action="store_true", help="run in float64")
 
     def chains(p):
-        p.add_argument("--chains", type=int, default=4)
-        p.add_argument("--warmup", type=int, default=300)
-        p.add_argument("--samples", type=int, default=500)
+        p.add_argument("--chains", type=positive_int, default=4)
+        p.add_argument("--warmup", type=nonnegative_int, default=300)
+        p.add_argument("--samples", type=positive_int, default=500)
 
     p = sub.add_parser("sample", help="sample one BNN posterior and report function-space ESS")
-    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--width", type=positive_int, default=256)
     p.add_argument(
         "--method",
         choices=list(METHODS),
         default="repriorised-ghmc",
     )
-    p.add_argument("--persistence", type=float, default=0.95, help="GHMC momentum persistence")
+    p.add_argument(
+        "--persistence", type=probability, default=0.95, help="GHMC momentum persistence"
+    )
     p.add_argument(
         "--u-drift",
-        type=float,
+        type=probability,
         default=0.02,
         help="GHMC: drift of Neal's non-reversible uniform (0: standard accept/reject)",
     )
-    p.add_argument("--thin", type=int, default=1, help="GHMC transitions per stored draw")
+    p.add_argument("--thin", type=positive_int, default=1, help="GHMC transitions per stored draw")
     p.add_argument("--data", default=None, help="CSV of x_1..x_d,y rows (default: toy data)")
     common(p)
     chains(p)
     p.set_defaults(func=_run_sample)
 
     p = sub.add_parser("ess-width", help="ESS per gradient and per second against width")
-    p.add_argument("--widths", type=_ints, default=[64, 256, 1024])
+    p.add_argument("--widths", type=int_list(positive_int), default=[64, 256, 1024])
     p.add_argument(
         "--methods",
         default="repriorised-ghmc,collapsed-ghmc,plain-ghmc,plain-nuts",
@@ -227,15 +228,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_run_ess_width)
 
     p = sub.add_parser("mmd", help="MMD^2 between finite ReLU nets and their NNGP")
-    p.add_argument("--widths", type=_ints, default=[4, 16, 64, 256])
-    p.add_argument("--depths", type=_ints, default=[1, 2, 3])
-    p.add_argument("--samples", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--widths", type=int_list(positive_int), default=[4, 16, 64, 256])
+    p.add_argument("--depths", type=int_list(positive_int), default=[1, 2, 3])
+    p.add_argument("--samples", type=positive_int, default=300)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=_run_mmd)
 
     p = sub.add_parser("rejection", help="exact posterior samples by rejection from the prior")
-    p.add_argument("--width", type=int, default=16)
-    p.add_argument("--proposals", type=int, default=20000)
+    p.add_argument("--width", type=positive_int, default=16)
+    p.add_argument("--proposals", type=positive_int, default=20000)
     common(p)
     p.set_defaults(func=_run_rejection, n_data=3)
 
@@ -251,9 +252,15 @@ def run(args: argparse.Namespace) -> int:
     """Dispatch to the chosen sub-subcommand."""
     func = getattr(args, "func", None)
     if func is None:
-        print("usage: widelab bayes STUDY ... (see widelab bayes --help)")
+        print("usage: widelab bayes STUDY ... (see widelab bayes --help)", file=sys.stderr)
         return 2
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except UsageError:
+        raise
+    except (ValueError, FileNotFoundError) as err:
+        print(f"widelab bayes {args.bayes_command}: {err}", file=sys.stderr)
+        return 2
 
 
 # ------------------------------------------------------------------------------ report

@@ -14,6 +14,13 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from widelab_core.validate import require_finite, require_float, require_int
+
+
+def _check_finite(name, a):
+    """NaN/inf is an error for concrete arrays (traced ones, under vmap/jit, pass)."""
+    if not isinstance(a, jax.core.Tracer):
+        require_finite(a, name)
 
 
 def _check_samples(name, a):
@@ -22,6 +29,7 @@ def _check_samples(name, a):
         raise ValueError(f"{name} must have shape (num_samples, dim), got {tuple(a.shape)}")
     if a.shape[0] < 2:
         raise ValueError(f"{name} needs at least 2 samples for unbiased MMD^2, got {a.shape[0]}")
+    _check_finite(name, a)
     return a
 
 
@@ -54,7 +62,8 @@ def mmd2_unbiased(x, y, lengthscale: float) -> jax.Array:
         Scalar estimate of MMD^2.
 
     Raises:
-        ValueError: wrong ranks, different dims, fewer than 2 samples, bad lengthscale.
+        ValueError: wrong ranks, different dims, fewer than 2 samples, NaN or inf in a
+            sample (checked outside ``jit``/``vmap`` only), bad lengthscale.
 
     Example:
         >>> import numpy as np
@@ -182,13 +191,46 @@ def mmd2_gaussians(mean1, cov1, mean2, cov2, lengthscale: float) -> jax.Array:
 
 
 def gp_samples(key: jax.Array, cov, num: int, mean=None, jitter: float = 1e-6) -> jax.Array:
-    """``num`` draws ``(num, n)`` from ``N(mean, cov)`` (eigen-decomposition, PSD-safe)."""
+    """``num`` draws ``(num, n)`` from ``N(mean, cov)`` (eigen-decomposition).
+
+    Eigenvalues that are negative only by round-off are clipped to zero; ``jitter`` is
+    added to every eigenvalue.
+
+    Args:
+        key: a ``jax.random`` key.
+        cov: ``(n, n)`` symmetric positive semi-definite covariance.
+        num: number of draws (``>= 1``).
+        mean: optional ``(n,)`` mean.
+        jitter: non-negative amount added to the eigenvalues.
+
+    Returns:
+        ``(num, n)`` draws.
+
+    Raises:
+        ValueError: ``cov`` not square, not finite, not symmetric or not positive
+            semi-definite (smallest eigenvalue below ``-10 n eps`` times the largest
+            magnitude); ``num < 1``; a bad ``mean`` or ``jitter``.
+    """
+    require_int(num, "num", min=1)
+    require_float(jitter, "jitter", min=0)
     cov = jnp.asarray(cov)
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"cov must be a square (n, n) matrix, got shape {tuple(cov.shape)}")
     if not bool(jnp.all(jnp.isfinite(cov))):
         raise ValueError("cov contains non-finite entries")
+    if mean is not None and jnp.shape(mean) != (cov.shape[0],):
+        raise ValueError(f"mean must have shape ({cov.shape[0]},), got {jnp.shape(mean)}")
     lam, V = jnp.linalg.eigh(0.5 * (cov + cov.T))
+    scale = max(float(jnp.max(jnp.abs(cov))), float(np.finfo(cov.dtype).tiny))
+    tol = 10 * max(cov.shape[0], 10) * float(np.finfo(cov.dtype).eps) * scale
+    asym = float(jnp.max(jnp.abs(cov - cov.T)))
+    if asym > tol:
+        raise ValueError(f"cov must be symmetric, got |cov - cov.T| up to {asym:.3g}")
+    if float(lam[0]) < -tol:
+        raise ValueError(
+            f"cov must be positive semi-definite, got smallest eigenvalue {float(lam[0]):.3g} "
+            f"(largest {float(lam[-1]):.3g})"
+        )
     root = V * jnp.sqrt(jnp.maximum(lam, 0.0) + jitter)[None, :]
     z = jax.random.normal(key, (num, cov.shape[0]), cov.dtype)
     out = z @ root.T
@@ -243,10 +285,18 @@ def relu_nngp(x, depth: int, W_std: float, b_std: float) -> jax.Array:
 
     Returns:
         ``(n, n)`` covariance of the network output.
+
+    Raises:
+        ValueError, TypeError: ``x`` not ``(n, d)`` with ``d >= 1`` or not finite,
+            ``depth`` not an integer ``>= 1``, ``W_std`` or ``b_std`` not finite.
     """
+    require_int(depth, "depth", min=1)
+    require_float(W_std, "W_std")
+    require_float(b_std, "b_std")
     x = jnp.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape (n, d), got {tuple(x.shape)}")
+    if x.ndim != 2 or x.shape[1] < 1:
+        raise ValueError(f"x must have shape (n, d) with d >= 1, got {tuple(x.shape)}")
+    _check_finite("x", x)
     K = W_std**2 * (x @ x.T) / x.shape[1] + b_std**2
     for _ in range(int(depth)):
         d = jnp.sqrt(jnp.diag(K))

@@ -256,6 +256,11 @@ def _check_init(init_positions, num_warmup, num_samples):
         raise ValueError(
             f"init_positions must have shape (chains, D), got {tuple(init_positions.shape)}"
         )
+    if init_positions.shape[0] < 1 or init_positions.shape[1] < 1:
+        raise ValueError(
+            "init_positions must hold at least one chain of at least one coordinate, got "
+            f"shape {tuple(init_positions.shape)}"
+        )
     if not bool(jnp.all(jnp.isfinite(init_positions))):
         raise ValueError("init_positions contain non-finite values")
     if int(num_samples) < 1 or int(num_warmup) < 0:

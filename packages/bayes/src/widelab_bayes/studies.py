@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from widelab_core import layers as L
+from widelab_core.validate import require_float, require_int
 
 from .diagnostics import function_space_ess, random_projections
 from .mmd import gp_samples, mmd2_jackknife_se, mmd2_to_gp, network_prior_samples, relu_nngp
@@ -188,8 +189,21 @@ def sample_bnn(
         A :class:`Run`.
 
     Raises:
-        ValueError: unknown method.
+        ValueError: unknown method; a width, depth, chain, sample, projection or thin
+            count below 1, a negative warm-up, or a noise scale that is not positive.
     """
+    for name, value in [
+        ("width", width),
+        ("depth", depth),
+        ("chains", chains),
+        ("n_data", n_data),
+        ("num_samples", num_samples),
+        ("num_projections", num_projections),
+        ("thin", thin),
+    ]:
+        require_int(value, name, min=1)
+    require_int(num_warmup, "num_warmup", min=0)
+    require_float(noise_std, "noise_std", min=0, min_open=True)
     if data is None:
         x, y, x_test = toy_regression(n_data, seed, noise_std)
     else:

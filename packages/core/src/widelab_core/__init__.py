@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "datasets", "devices", "extend", "layers"]
+__all__ = ["__version__", "cliargs", "datasets", "devices", "extend", "layers", "validate"]
 
-_SUBMODULES = ("datasets", "devices", "extend", "layers")
+_SUBMODULES = ("cliargs", "datasets", "devices", "extend", "layers", "validate")
 
 
 def __getattr__(name: str):

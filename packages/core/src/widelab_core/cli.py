@@ -19,6 +19,7 @@ from importlib.metadata import EntryPoint, entry_points
 from importlib.metadata import version as dist_version
 from pathlib import Path
 
+from .cliargs import UsageError, nonnegative_int
 from .command import Command, ReportContext, ReportSection, atomic_write
 
 GROUP = "widelab.commands"
@@ -266,6 +267,17 @@ def run_report(args: argparse.Namespace, commands: list[Command]) -> int:
     return 1 if failures else 0
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2.
+
+    Sub-parsers made with ``add_subparsers`` are of this class too, so every package's
+    flags get the same treatment.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(
     commands: list[Command], placeholders: dict[str, str] | None = None
 ) -> argparse.ArgumentParser:
@@ -276,7 +288,7 @@ def build_parser(
         placeholders: ``name -> one-line help`` of installed commands that are not loaded
             (listed in ``--help`` only).
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="widelab",
         description="widelab: infinite-width kernels, wide BNNs, two-stage recommenders, "
         "exposure games and knowledge-graph language models.",
@@ -287,7 +299,7 @@ def build_parser(
     rep.add_argument("--quick", action="store_true", help="small settings (minutes on 2 cores)")
     rep.add_argument("--out", default="widelab-report", help="output folder (report.html)")
     rep.add_argument("--json", default=None, help="where to write the figures JSON")
-    rep.add_argument("--seed", type=int, default=0, help="base random seed")
+    rep.add_argument("--seed", type=nonnegative_int, default=0, help="base random seed")
     rep.add_argument("--only", default=None, help="comma-separated package names to include")
     loaded = set()
     for cmd in commands:
@@ -320,14 +332,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"widelab report: {p}", file=sys.stderr)
         if problems:
             return 2
-        return run_report(args, discover())
+        try:
+            return run_report(args, discover())
+        except UsageError as err:
+            print(f"widelab report: {err}", file=sys.stderr)
+            return 2
     if first in eps:
         cmd = _load(eps[first])
         if cmd is None or cmd.run is None:
             print(f"widelab: the plug-in {first!r} offers no subcommand", file=sys.stderr)
             return 2
         args = build_parser([cmd]).parse_args(argv)
-        return int(cmd.run(args) or 0)
+        try:
+            return int(cmd.run(args) or 0)
+        except UsageError as err:
+            print(f"widelab {first}: {err}", file=sys.stderr)
+            return 2
     parser = build_parser([], {name: _summary(ep) for name, ep in eps.items()})
     args = parser.parse_args(argv)
     parser.print_help()

@@ -7,25 +7,16 @@ import json
 import sys
 from pathlib import Path
 
+from widelab_core.cliargs import (
+    check_output_dir,
+    float_list,
+    int_list,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 from widelab_core.command import Command, ReportContext, ReportSection, atomic_write
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -33,9 +24,13 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--data", default="synthetic", choices=SOURCES, help="rating data source")
     p.add_argument("--path", default=None, help="folder of MovieLens-100K/1M or LastFM-360K")
-    p.add_argument("--size", type=_ints, default=[300, 200], help="synthetic users,items")
-    p.add_argument("--regs", type=_floats, default=None, help="regularisation grid (CV)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--size", type=int_list(positive_int), default=[300, 200], help="synthetic users,items"
+    )
+    p.add_argument(
+        "--regs", type=float_list(nonnegative_float), default=None, help="regularisation grid (CV)"
+    )
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed")
     p.add_argument("--out", default="widelab-games", help="output folder")
 
 
@@ -45,19 +40,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     s = sub.add_parser("solve", help="fit a recommender, find local Nash equilibria along tau")
     _data_args(s)
     s.add_argument("--model", default="pmf", choices=("nmf", "pmf", "two_tower"))
-    s.add_argument("--dim", type=int, default=3, help="embedding dimension")
-    s.add_argument("--n", type=int, default=10, help="number of producers")
-    s.add_argument("--taus", type=_floats, default=[1.0, 0.3, 0.1], help="decreasing taus")
-    s.add_argument("--restarts", type=int, default=8, help="random restarts")
-    s.add_argument("--max-steps", type=int, default=2000, help="ascent steps per tau")
+    s.add_argument("--dim", type=positive_int, default=3, help="embedding dimension")
+    s.add_argument("--n", type=positive_int, default=10, help="number of producers")
+    s.add_argument(
+        "--taus", type=float_list(positive_float), default=[1.0, 0.3, 0.1], help="decreasing taus"
+    )
+    s.add_argument("--restarts", type=positive_int, default=8, help="random restarts")
+    s.add_argument("--max-steps", type=positive_int, default=2000, help="ascent steps per tau")
     a = sub.add_parser("audit", help="audit sweep over model, dimension, tau and n")
     _data_args(a)
     a.add_argument("--models", default="nmf,pmf,two_tower", help="comma-separated models")
-    a.add_argument("--dims", type=_ints, default=[3], help="embedding dimensions")
-    a.add_argument("--taus", type=_floats, default=[1.0, 0.3, 0.1, 0.03], help="taus")
-    a.add_argument("--ns", type=_ints, default=[10], help="numbers of producers")
-    a.add_argument("--restarts", type=int, default=4, help="random restarts")
-    a.add_argument("--max-steps", type=int, default=1000, help="ascent steps per tau")
+    a.add_argument("--dims", type=int_list(positive_int), default=[3], help="embedding dimensions")
+    a.add_argument(
+        "--taus", type=float_list(positive_float), default=[1.0, 0.3, 0.1, 0.03], help="taus"
+    )
+    a.add_argument("--ns", type=int_list(positive_int), default=[10], help="numbers of producers")
+    a.add_argument("--restarts", type=positive_int, default=4, help="random restarts")
+    a.add_argument("--max-steps", type=positive_int, default=1000, help="ascent steps per tau")
 
 
 def _size(args) -> tuple[int, int]:
@@ -86,6 +85,7 @@ def _solve(args) -> int:
     from .secondorder import second_order_test
     from .solve import best_response_gains, continuation
 
+    check_output_dir(args.out, "--out")
     data = load_ratings(args.data, args.path, seed=args.seed, size=_size(args))
     emb = fit_embeddings(data.ratings, args.model, args.dim, regs=args.regs, seed=args.seed)
     users, _ = demand_users(emb)
@@ -133,6 +133,7 @@ def _audit(args) -> int:
     from .data import load_ratings
     from .study import SweepConfig, plot_tau_sweep, run_sweep
 
+    check_output_dir(args.out, "--out")
     data = load_ratings(args.data, args.path, seed=args.seed, size=_size(args))
     cfg = SweepConfig(
         regs=args.regs,

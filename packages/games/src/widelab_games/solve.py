@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from widelab_core.validate import require_int
 
 from .game import (
     ExposureGame,
@@ -212,15 +213,17 @@ def find_equilibria(
         An :class:`EquilibriumSearch`.
 
     Raises:
-        ValueError: ``tau == 0``, an unknown method, a bad ``init``, missing ``key`` or
-            ``user_batch < 1``.
+        ValueError: ``tau == 0``, an unknown method, a bad or empty ``init``, missing
+            ``key``, ``user_batch < 1``, ``n_restarts < 1`` or ``max_steps < 1``.
     """
     _require_softmax(game)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
     if user_batch is not None and (int(user_batch) != user_batch or user_batch < 1):
         raise ValueError(f"user_batch must be a positive integer or None; got {user_batch!r}")
+    require_int(max_steps, "max_steps", min=1)
     if init is None:
+        require_int(n_restarts, "n_restarts", min=1)
         if key is None:
             raise ValueError("pass key= (random restarts) or init= (starting profiles)")
         theta0 = jnp.asarray(random_profiles(key, n_restarts, game.n_producers, game.dim))
@@ -228,8 +231,10 @@ def find_equilibria(
     else:
         a = np.asarray(init)
         a = a[None] if a.ndim == 2 else a
-        if a.ndim != 3:
-            raise ValueError(f"init must have shape (R, n, d) or (n, d); got {np.shape(init)}")
+        if a.ndim != 3 or a.shape[0] == 0:
+            raise ValueError(
+                f"init must have shape (R, n, d) with R >= 1, or (n, d); got {np.shape(init)}"
+            )
         theta0 = np.stack([np.asarray(check_profile(p, game.n_producers, game.dim)) for p in a])
         theta0 = jnp.asarray(theta0, game.users.dtype)
     s, util, crit, steps = _ascend(
@@ -289,8 +294,8 @@ def continuation(
     taus = [float(t) for t in taus]
     if not taus:
         raise ValueError("taus is empty")
-    if min(taus) <= 0:
-        raise ValueError(f"continuation needs taus > 0; got {taus}")
+    if not all(np.isfinite(taus)) or min(taus) <= 0:
+        raise ValueError(f"continuation needs finite taus > 0; got {taus}")
     if any(b >= a for a, b in zip(taus, taus[1:])):
         raise ValueError(f"taus must be strictly decreasing; got {taus}")
     if key is None and (init is None or jitter > 0):

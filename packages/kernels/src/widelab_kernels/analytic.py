@@ -9,6 +9,7 @@ layout is chosen once for the whole network: all-pairs covariances only if some 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -215,7 +216,13 @@ class KernelFn:
     """The infinite-width kernel function of a network (see :func:`kernel_fn`)."""
 
     def __init__(
-        self, net: Layer, *, batch_size: int | None = None, max_tile_bytes=None, jit: bool = True
+        self,
+        net: Layer,
+        *,
+        batch_size: int | None = None,
+        max_tile_bytes=None,
+        jit: bool = True,
+        check_finite: bool = True,
     ):
         if not isinstance(net, Layer):
             raise TypeError(f"kernel_fn: expected a layer value, got {net!r}")
@@ -225,9 +232,11 @@ class KernelFn:
         self.full_spatial = needs_full_spatial(net)
         self._jitted = jax.jit(self._compute, static_argnames=("names", "mask_constant"))
         self.jit = jit
+        self.check_finite = check_finite
         self._validated: set = set()
         self._tile_cache: dict = {}
         self._full_twin: KernelFn | None = None
+        self._hyper_checked = False
 
     def _validate(self, x1, x2) -> None:
         """Shape checks, done once per pair of input shapes (re-tracing init is slow)."""
@@ -405,6 +414,7 @@ class KernelFn:
                 batch_size=self.batch_size,
                 max_tile_bytes=self.max_tile_bytes,
                 jit=self.jit,
+                check_finite=self.check_finite,
             )
             twin.full_spatial = True
             self._full_twin = twin
@@ -430,6 +440,14 @@ class KernelFn:
         return fix(out, c1, c2)
 
     def _call(self, x1, x2, names, compute_ntk, mask_constant):
+        if self.check_finite:
+            self._check_inputs_finite(x1, x2, mask_constant)
+        out = self._evaluate(x1, x2, names, compute_ntk, mask_constant)
+        if self.check_finite:
+            _check_output_finite(out, names[0] if names and len(names) == 1 else "kernel")
+        return out
+
+    def _evaluate(self, x1, x2, names, compute_ntk, mask_constant):
         tiled = self.batch_size is not None or self.max_tile_bytes is not None
         if not tiled:
             if self.jit:
@@ -455,6 +473,32 @@ class KernelFn:
 
             self._tile_cache[key] = (block, lambda a: block(a, None))
         return self._tile_cache[key]
+
+    def _check_inputs_finite(self, x1, x2, mask_constant) -> None:
+        """Outside a trace: NaN/inf in the inputs (other than the mask constant) or in a
+        layer's hyperparameters is an error naming where it is."""
+        if not self._hyper_checked:
+            found = _nonfinite_hyperparameter(self.net)
+            if found is not None:
+                layer, name, value = found
+                raise ValueError(
+                    f"kernel_fn: {layer.describe()} has {name}={value}; layer "
+                    "hyperparameters must be finite"
+                )
+            self._hyper_checked = True
+        for name, x in (("x1", x1), ("x2", x2)):
+            if x is None or isinstance(x, jax.core.Tracer) or isinstance(x, list | tuple):
+                continue
+            bad = ~jnp.isfinite(x)
+            if mask_constant is not None:
+                bad = bad & (x != mask_constant)
+            if bool(jnp.any(bad)):
+                where = tuple(int(i) for i in np.argwhere(np.asarray(bad))[0])
+                raise ValueError(
+                    f"kernel_fn: {name} must be finite, got {float(np.asarray(x)[where])} at "
+                    f"index {where} (shape {tuple(np.shape(x))}); kernel_fn(net, "
+                    "check_finite=False) skips this check"
+                )
 
     def _tiled(self, x1, x2, names, compute_ntk, mask_constant):
         from widelab_core.devices import pairwise_tiled
@@ -487,12 +531,50 @@ class KernelFn:
         return _result_type(tuple(names))(*(out[n] for n in names))
 
 
+def _nonfinite_hyperparameter(net: Layer):
+    """The first ``(layer, field, value)`` whose float hyperparameter is NaN or inf."""
+    stack = [net]
+    while stack:
+        layer = stack.pop()
+        for f in dataclasses.fields(layer):
+            v = getattr(layer, f.name)
+            if isinstance(v, Layer):
+                stack.append(v)
+            elif isinstance(v, list | tuple):
+                stack.extend(u for u in v if isinstance(u, Layer))
+            elif isinstance(v, float | np.floating) and not math.isfinite(v):
+                return layer, f.name, v
+    return None
+
+
+def _check_output_finite(out, label: str = "kernel") -> None:
+    """Outside a trace: a kernel entry that is NaN or inf is an error, never a result."""
+    if isinstance(out, list):
+        for k in out:
+            _check_output_finite(k, label)
+        return
+    fields = out._asdict() if hasattr(out, "_asdict") else None
+    if isinstance(out, Kernel):
+        fields = {f: getattr(out, f) for f in FIELDS}
+    elif fields is None:
+        fields = {label: out}
+    for name, v in fields.items():
+        if not isinstance(v, jax.Array) or isinstance(v, jax.core.Tracer):
+            continue
+        if jnp.issubdtype(v.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(v))):
+            raise ValueError(
+                f"kernel_fn: the computed {name} holds NaN or inf although the inputs and "
+                "hyperparameters are finite (an overflow: rescale the inputs or W_std/b_std)"
+            )
+
+
 def kernel_fn(
     net: Layer,
     *,
     batch_size: int | None = None,
     max_tile_bytes: int | None = None,
     jit: bool = True,
+    check_finite: bool = True,
 ):
     """The infinite-width kernel function of ``net``.
 
@@ -512,6 +594,12 @@ def kernel_fn(
             with an equal network (layer values compare by value) returns the same
             function, so its compiled programs, tiled ones included, are reused: a
             second same-shaped call compiles nothing.
+        check_finite: before computing, check that the inputs (apart from entries equal
+            to ``mask_constant``) and the layers' float hyperparameters (``W_std``,
+            ``b_std``, ...) are finite, and after computing that the kernel is; one pass
+            over the inputs and the outputs, on concrete values only (under an outer
+            ``jit``/``vmap``/``grad`` the arrays are traced and nothing is checked). Pass
+            ``False`` to skip it in a hot loop.
 
     Returns:
         ``f(x1, x2=None, get=None, mask_constant=None)``. ``get`` is ``None`` (the output
@@ -524,6 +612,8 @@ def kernel_fn(
     Raises:
         KernelError: a layer has no rule or does not fit the inputs (the message names
             the layer, its position and the cause).
+        ValueError: with ``check_finite``, NaN or inf in an input, a hyperparameter or
+            the computed kernel.
 
     Example:
         >>> import jax.numpy as jnp
@@ -538,13 +628,16 @@ def kernel_fn(
         Novak et al. 2020, "Neural Tangents: Fast and Easy Infinite Neural Networks in
         Python" (ICLR), Sec. 3 and App. C.
     """
-    key = (net, batch_size, max_tile_bytes, jit)
+    key = (net, batch_size, max_tile_bytes, jit, check_finite)
+    kw = dict(
+        batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit, check_finite=check_finite
+    )
     try:
         found = _KERNEL_FNS.get(key)
     except TypeError:  # an unhashable layer value (e.g. traced hyperparameters)
-        return KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)
+        return KernelFn(net, **kw)
     if found is None:
-        found = KernelFn(net, batch_size=batch_size, max_tile_bytes=max_tile_bytes, jit=jit)
+        found = KernelFn(net, **kw)
         if len(_KERNEL_FNS) >= KERNEL_FN_CACHE_SIZE:
             _KERNEL_FNS.pop(next(iter(_KERNEL_FNS)))
         _KERNEL_FNS[key] = found

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from widelab_core.cliargs import check_output_file, nonnegative_int, positive_int
 from widelab_core.command import Command, ReportContext, ReportSection
 
 
@@ -13,9 +15,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "digits", help="NNGP/NTK regression on digits vs finite nets trained with optax"
     )
     p.add_argument("--full", action="store_true", help="bigger study (several minutes)")
-    p.add_argument("--n-train", type=int, default=None, help="training images")
-    p.add_argument("--n-test", type=int, default=None, help="test images")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=positive_int, default=None, help="training images")
+    p.add_argument("--n-test", type=positive_int, default=None, help="test images")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument(
         "--figure", type=str, default=None, help="write the NTK convergence plot here (PNG)"
     )
@@ -34,8 +36,13 @@ def _run(args: argparse.Namespace) -> int:
 
         return run(args)
     if getattr(args, "kernels_cmd", None) != "digits":
-        print("usage: widelab kernels digits [--full] [--n-train N] [--n-test N] [--figure PATH]")
+        print(
+            "usage: widelab kernels digits [--full] [--n-train N] [--n-test N] [--figure PATH]",
+            file=sys.stderr,
+        )
         return 2
+    if args.figure:
+        check_output_file(args.figure, "--figure")
     cfg = StudyConfig.full(args.seed) if args.full else StudyConfig.quick(args.seed)
     changes = {}
     if args.n_train is not None:
@@ -45,14 +52,15 @@ def _run(args: argparse.Namespace) -> int:
     for name, value in changes.items():
         if value <= 0:
             print(
-                f"widelab kernels digits: --{name.replace('_', '-')} must be positive, got {value}"
+                f"widelab kernels digits: --{name.replace('_', '-')} must be positive, got {value}",
+                file=sys.stderr,
             )
             return 2
     cfg = dataclasses.replace(cfg, **changes)
     try:
         res = run_study(cfg)
     except ValueError as e:
-        print(f"widelab kernels digits: {e}")
+        print(f"widelab kernels digits: {e}", file=sys.stderr)
         return 2
     print(f"{'net':5s} {'NNGP':>7s} {'NTK':>7s} {'finite':>7s}   (test accuracy)")
     for name, a, b, c in res["rows"]:

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 from jax.experimental.ode import odeint
+from widelab_core.validate import require_float
 
 from ._inference_utils import (
     _GETS,
@@ -74,6 +75,15 @@ class Gaussian(NamedTuple):
 
     mean: jax.Array
     covariance: jax.Array
+
+
+def _check_hyper(fn: str, learning_rate=None, diag_reg=None) -> None:
+    """Reject a non-positive or non-finite ``learning_rate`` and a negative or
+    non-finite ``diag_reg`` (concrete values only: traced ones pass through)."""
+    if learning_rate is not None and not isinstance(learning_rate, jax.core.Tracer):
+        require_float(learning_rate, f"{fn}: learning_rate", min=0, min_open=True)
+    if diag_reg is not None and not isinstance(diag_reg, jax.core.Tracer):
+        require_float(diag_reg, f"{fn}: diag_reg", min=0)
 
 
 # GP inference -----------------------------------------------------------------------
@@ -144,6 +154,7 @@ def gp_inference(
         >>> [round(float(v), 4) for v in predict("nngp", k)[:, 0]]
         [1.0, 0.0]
     """
+    _check_hyper("gp_inference", diag_reg=diag_reg)
     y = _targets(y_train, "gp_inference")
     n = y.shape[0]
     train = {}
@@ -267,6 +278,7 @@ def gradient_descent_mse(
         >>> [round(float(v), 4) for v in predict(None, 0.0)[:, 0]]
         [1.0, 0.0]
     """
+    _check_hyper("gradient_descent_mse", learning_rate, diag_reg)
     y = _targets(y_train, "gradient_descent_mse")
     lay = _Layout(y, trace_axes, "gradient_descent_mse")
     k = _regularized(
@@ -343,8 +355,8 @@ def max_learning_rate(
         The critical learning rate (a Python float).
 
     Raises:
-        ValueError: the kernel is not square or not finite, or ``momentum`` is outside
-            ``[0, 1)``.
+        ValueError: the kernel is not square, not finite, not positive semi-definite or
+            zero; ``momentum`` is outside ``[0, 1)``; ``y_train_size`` is below 1.
 
     Example:
         >>> import numpy as np
@@ -360,10 +372,32 @@ def max_learning_rate(
         raise ValueError(
             f"max_learning_rate: ntk_train_train must be (n, n) or (n, k, n, k), got {k.shape}"
         )
+    if k.shape[0] == 0:
+        raise ValueError("max_learning_rate: ntk_train_train is empty (0 training points)")
     if not np.all(np.isfinite(k)):
         raise ValueError("max_learning_rate: ntk_train_train has non-finite entries")
     size = k.shape[0] if y_train_size is None else int(y_train_size)
-    lam = float(np.linalg.eigvalsh(0.5 * (k + k.T))[-1])
+    if size < 1 or (y_train_size is not None and size != y_train_size):
+        raise ValueError(
+            f"max_learning_rate: y_train_size must be a positive integer, got {y_train_size!r}"
+        )
+    evals = np.linalg.eigvalsh(0.5 * (k + k.T))
+    top = float(np.max(np.abs(evals)))
+    dtype = np.asarray(ntk_train_train).dtype
+    eps_dtype = np.finfo(dtype if dtype.kind == "f" else np.float64).eps
+    tol = 10 * max(k.shape[0], 10) * eps_dtype * top
+    if top == 0.0 or evals[-1] <= tol:
+        raise ValueError(
+            "max_learning_rate: ntk_train_train has no positive eigenvalue (largest "
+            f"{evals[-1]:.3g}): every learning rate is stable, so there is no critical one; "
+            "an NTK is positive semi-definite with a positive trace"
+        )
+    if evals[0] < -tol:
+        raise ValueError(
+            "max_learning_rate: ntk_train_train is not positive semi-definite: smallest "
+            f"eigenvalue {evals[0]:.3g} (largest {evals[-1]:.3g})"
+        )
+    lam = float(evals[-1])
     return 2.0 * (1.0 + momentum) * size / (lam + eps)
 
 
@@ -409,7 +443,8 @@ def gradient_descent_mse_ensemble(
         training inputs (regulariser included).
 
     Raises:
-        ValueError: missing inputs, bad shapes, non-PSD kernels.
+        ValueError: missing inputs, bad shapes, non-PSD kernels, ``learning_rate <= 0``
+            or ``diag_reg < 0`` (NaN and inf included).
 
     Example:
         >>> import jax.numpy as jnp
@@ -418,6 +453,7 @@ def gradient_descent_mse_ensemble(
         >>> [round(float(v), 4) for v in predict(None, get="ntk")[:, 0]]
         [1.0, 1.0]
     """
+    _check_hyper("gradient_descent_mse_ensemble", learning_rate, diag_reg)
     y = _targets(y_train, "gradient_descent_mse_ensemble")
     n = y.shape[0]
     is_fn = callable(kernel_fn_or_matrices)
@@ -609,6 +645,7 @@ def gradient_descent(
         >>> round(float(predict(2.0, 0.0)[0, 0]), 4)  # 1 - exp(-2 / 2)
         0.6321
     """
+    _check_hyper("gradient_descent", learning_rate)
     y = _targets(y_train, "gradient_descent")
     lay = _Layout(y, trace_axes, "gradient_descent")
     k = lay.matrix(k_train_train, None, "k_train_train")

@@ -7,35 +7,45 @@ import json
 import sys
 from pathlib import Path
 
+from widelab_core.cliargs import (
+    check_output_dir,
+    check_output_file,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 from widelab_core.command import Command, ReportContext, ReportSection, atomic_write
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="lm_cmd", required=True)
     p = sub.add_parser("make-kg", help="draw a synthetic knowledge graph, write TSV")
-    p.add_argument("--entities", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--homonyms", type=float, default=0.0, help="share of persons renamed")
-    p.add_argument("--rules", type=float, default=0.0, help="share of symmetric facts derived")
+    p.add_argument("--entities", type=positive_int, default=200)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--homonyms", type=probability, default=0.0, help="share of persons renamed")
+    p.add_argument(
+        "--rules", type=probability, default=0.0, help="share of symmetric facts derived"
+    )
     p.add_argument("--out", required=True, help="output .tsv file")
 
     p = sub.add_parser("train", help="train an LM on a KG (resumes from --out)")
     p.add_argument("--kg", help="TSV or .nt triples file (default: synthetic)")
-    p.add_argument("--entities", type=int, default=200)
-    p.add_argument("--unseen-fraction", type=float, default=0.1)
+    p.add_argument("--entities", type=positive_int, default=200)
+    p.add_argument("--unseen-fraction", type=probability, default=0.1)
     p.add_argument("--split-by", choices=["pair", "object", "derived"], default="pair")
-    p.add_argument("--homonyms", type=float, default=0.0, help="synthetic KG only")
-    p.add_argument("--rules", type=float, default=0.0, help="synthetic KG only")
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--homonyms", type=probability, default=0.0, help="synthetic KG only")
+    p.add_argument("--rules", type=probability, default=0.0, help="synthetic KG only")
+    p.add_argument("--d-model", type=positive_int, default=128)
+    p.add_argument("--layers", type=positive_int, default=2)
+    p.add_argument("--heads", type=positive_int, default=4)
+    p.add_argument("--seq-len", type=positive_int, default=64)
+    p.add_argument("--dropout", type=probability, default=0.0)
+    p.add_argument("--steps", type=positive_int, default=500)
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--lr", type=positive_float, default=3e-3)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--checkpoint-every", type=positive_int, default=100)
     p.add_argument("--no-resume", action="store_true", help="start over in --out")
     p.add_argument(
         "--data-parallel", action="store_true", help="split each batch over all local devices"
@@ -47,37 +57,41 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("evaluate", help="hallucination rates of a trained run")
     p.add_argument("--run", required=True)
     p.add_argument("--sampled", action="store_true", help="sample instead of greedy")
-    p.add_argument("--samples", type=int, default=4)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=positive_int, default=4)
+    p.add_argument("--temperature", type=positive_float, default=1.0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument(
-        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+        "--max-new", type=positive_int, help="most generated tokens (default: longest object + 3)"
     )
 
     p = sub.add_parser("detect", help="train and score a hallucination detector")
     p.add_argument("--run", required=True)
     p.add_argument("--task", choices=["sentence", "token"], default="sentence")
     p.add_argument("--mode", choices=["frozen", "finetune", "scratch"], default="frozen")
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--samples", type=int, default=4)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=positive_int, default=64)
+    p.add_argument("--steps", type=positive_int, default=300)
+    p.add_argument("--samples", type=positive_int, default=4)
+    p.add_argument("--temperature", type=positive_float, default=1.0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument(
-        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+        "--max-new", type=positive_int, help="most generated tokens (default: longest object + 3)"
     )
 
     p = sub.add_parser("self-train", help="ReST-EM with the KG as verifier")
     p.add_argument("--run", required=True)
-    p.add_argument("--iterations", type=int, default=3)
-    p.add_argument("--samples", type=int, default=8)
-    p.add_argument("--cap", type=int, default=2, help="most verified answers kept per query")
-    p.add_argument("--top-k", type=int, default=0, help="E-step top-k sampling (0: off)")
-    p.add_argument("--top-p", type=float, default=1.0, help="E-step nucleus mass (1: off)")
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=positive_int, default=3)
+    p.add_argument("--samples", type=positive_int, default=8)
     p.add_argument(
-        "--max-new", type=int, help="most generated tokens (default: longest object + 3)"
+        "--cap", type=positive_int, default=2, help="most verified answers kept per query"
+    )
+    p.add_argument(
+        "--top-k", type=nonnegative_int, default=0, help="E-step top-k sampling (0: off)"
+    )
+    p.add_argument("--top-p", type=probability, default=1.0, help="E-step nucleus mass (1: off)")
+    p.add_argument("--steps", type=positive_int, default=100)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument(
+        "--max-new", type=positive_int, help="most generated tokens (default: longest object + 3)"
     )
 
     from .extraction.cli import configure as configure_extract
@@ -127,6 +141,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     if args.lm_cmd == "make-kg":
+        check_output_file(args.out, "--out")
         kg = make_kg(
             args.entities, seed=args.seed, homonym_share=args.homonyms, rule_share=args.rules
         )
@@ -134,6 +149,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {len(kg)} triples, {len(kg.queries())} queries to {args.out}")
         return 0
     if args.lm_cmd == "train":
+        check_output_dir(args.out, "--out")
         check_outputs(args.out, [args.kg])
         kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed, args.homonyms, args.rules)
         split = split_kg(kg, args.unseen_fraction, by=args.split_by, seed=args.seed)

@@ -32,6 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from widelab_core.validate import require_float, require_int
 
 __all__ = [
     "BanditInstance",
@@ -208,6 +209,7 @@ def make_instance(
     Raises:
         ValueError: when ``n_arms`` is not a multiple of ``n_pools`` or dims are invalid.
     """
+    require_int(n_pools, "n_pools", min=1)
     if n_arms % n_pools:
         raise ValueError(f"n_arms={n_arms} must be a multiple of n_pools={n_pools}")
     if not 1 <= nominator_dim <= dim:
@@ -355,7 +357,25 @@ def simulate_regret(
 
     Returns:
         ``{"single", "naive", "sync"}`` -> ``(n_seeds, T)`` per-round regret arrays.
+
+    Raises:
+        ValueError, TypeError: a count below 1 (``warm_start`` below 0), a negative or
+            non-finite ``noise_std`` / ``alpha``, a ``ridge`` that is not positive, or an
+            instance :func:`make_instance` rejects.
     """
+    for name, value in [
+        ("n_seeds", n_seeds),
+        ("rounds", rounds),
+        ("n_arms", n_arms),
+        ("dim", dim),
+        ("n_pools", n_pools),
+        ("nominator_dim", nominator_dim),
+    ]:
+        require_int(value, name, min=1)
+    require_int(warm_start, "warm_start", min=0)
+    require_float(noise_std, "noise_std", min=0)
+    require_float(alpha, "alpha", min=0)
+    require_float(ridge, "ridge", min=0, min_open=True)
     instance = dict(
         n_arms=n_arms,
         dim=dim,

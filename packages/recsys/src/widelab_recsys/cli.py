@@ -8,6 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from widelab_core.cliargs import (
+    check_output_file,
+    finite_float,
+    fraction,
+    nonnegative_int,
+    positive_int,
+)
 from widelab_core.command import Command, ReportContext, ReportSection, atomic_write
 
 NOMINATOR_KINDS = ("als", "bpr", "linear", "two_tower")
@@ -48,19 +55,19 @@ def load_interactions(args) -> tuple:
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="MovieLens-100K/1M or LastFM-360K folder (or its main file)")
     p.add_argument("--synthetic", choices=("movielens", "lastfm"), default="movielens")
-    p.add_argument("--users", type=int, default=943, help="synthetic users")
-    p.add_argument("--items", type=int, default=1682, help="synthetic items")
-    p.add_argument("--threshold", type=float, default=None, help="positive if >= this")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--users", type=positive_int, default=943, help="synthetic users")
+    p.add_argument("--items", type=positive_int, default=1682, help="synthetic items")
+    p.add_argument("--threshold", type=finite_float, default=None, help="positive if >= this")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nominator", choices=NOMINATOR_KINDS, default="als")
-    p.add_argument("--pools", type=int, default=4, help="number of pools / nominators")
+    p.add_argument("--pools", type=positive_int, default=4, help="number of pools / nominators")
     p.add_argument("--allocation", choices=("random", "kmeans", "learned"), default="random")
-    p.add_argument("--k", type=int, default=50, help="candidates per nominator")
-    p.add_argument("--factors", type=int, default=32, help="nominator factors / rank")
-    p.add_argument("--ranker-epochs", type=int, default=5)
+    p.add_argument("--k", type=positive_int, default=50, help="candidates per nominator")
+    p.add_argument("--factors", type=positive_int, default=32, help="nominator factors / rank")
+    p.add_argument("--ranker-epochs", type=positive_int, default=5)
 
 
 def build_model(args, allocation: str | None = None):
@@ -98,19 +105,19 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     _data_args(ev)
     _model_args(ev)
     ev.add_argument("--allocations", default="random,kmeans", help="comma-separated")
-    ev.add_argument("--K", type=int, default=10)
-    ev.add_argument("--test-fraction", type=float, default=0.2)
+    ev.add_argument("--K", type=positive_int, default=10)
+    ev.add_argument("--test-fraction", type=fraction, default=0.2)
     ev.add_argument("--json", help="also write the figures to this JSON file")
     bd = sub.add_parser("bandit", help="regret of naive vs synchronised two-stage LinUCB")
-    bd.add_argument("--rounds", type=int, default=2000)
-    bd.add_argument("--seeds", type=int, default=8)
-    bd.add_argument("--arms", type=int, default=100)
-    bd.add_argument("--dim", type=int, default=20)
-    bd.add_argument("--pools", type=int, default=10)
-    bd.add_argument("--nominator-dim", type=int, default=5)
-    bd.add_argument("--warm-start", type=int, default=200)
+    bd.add_argument("--rounds", type=positive_int, default=2000)
+    bd.add_argument("--seeds", type=positive_int, default=8)
+    bd.add_argument("--arms", type=positive_int, default=100)
+    bd.add_argument("--dim", type=positive_int, default=20)
+    bd.add_argument("--pools", type=positive_int, default=10)
+    bd.add_argument("--nominator-dim", type=positive_int, default=5)
+    bd.add_argument("--warm-start", type=nonnegative_int, default=200)
     bd.add_argument("--shared-features", action="store_true")
-    bd.add_argument("--seed", type=int, default=0)
+    bd.add_argument("--seed", type=nonnegative_int, default=0)
     bd.add_argument("--json", help="also write the regret curves to this JSON file")
 
 
@@ -127,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _fit(args) -> int:
+    check_output_file(args.out, "--out")
     m, desc = load_interactions(args)
     model = build_model(args).fit(m)
     model.save(args.out)
@@ -141,6 +149,8 @@ def _evaluate(args) -> int:
     from .planted import train_test_split
     from .two_stage import recommend_all
 
+    if args.json:
+        check_output_file(args.json, "--json")
     m, desc = load_interactions(args)
     train, test = train_test_split(m, args.test_fraction, seed=args.seed)
     print(f"{desc}: {m.shape[0]} users x {m.shape[1]} items; K = {args.K}")
@@ -171,6 +181,8 @@ def _bandit(args) -> int:
 
     from .bandits import simulate_regret
 
+    if args.json:
+        check_output_file(args.json, "--json")
     r = simulate_regret(
         jax.random.key(args.seed),
         n_seeds=args.seeds,

@@ -37,6 +37,16 @@ def _check(recommended, test_user_items, userids):
     rec = np.asarray(recommended)
     if rec.ndim != 2:
         raise ValueError(f"recommended must be a 2-D array (users, K); got shape {rec.shape}")
+    if rec.size:
+        srt = np.sort(rec, axis=1)
+        dup = (srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] >= 0)
+        if dup.any():
+            row = int(np.flatnonzero(dup.any(axis=1))[0])
+            item = srt[row, 1:][dup[row]][0]
+            raise ValueError(
+                f"recommended row {row} lists item {item} more than once; a top-K list "
+                "holds distinct items (use -1 for empty slots)"
+            )
     if not sp.issparse(test_user_items):
         raise TypeError("test_user_items must be a scipy.sparse matrix (users x items)")
     test = sp.csr_matrix(test_user_items)
@@ -67,7 +77,8 @@ def hits_at_k(recommended, test_user_items, userids=None) -> tuple[np.ndarray, n
         ``n_relevant[u]`` is |relevant| for that user.
 
     Raises:
-        ValueError, TypeError, IndexError: on malformed inputs (message names the argument).
+        ValueError, TypeError, IndexError: on malformed inputs (message names the argument),
+            including an item listed twice in one row of ``recommended``.
     """
     rec, test, userids = _check(recommended, test_user_items, userids)
     sub = test[userids]
@@ -107,6 +118,10 @@ def recall_at_k(recommended, test_user_items, userids=None) -> float:
 
     Returns:
         The mean recall.
+
+    Raises:
+        ValueError: an item listed twice in one row of ``recommended`` (the metric is
+            defined on a list of distinct items), or malformed shapes.
     """
     hits, n_rel = hits_at_k(recommended, test_user_items, userids)
     keep = n_rel > 0
@@ -150,6 +165,10 @@ def ndcg_at_k(recommended, test_user_items, userids=None) -> float:
 
     Returns:
         The mean NDCG@K.
+
+    Raises:
+        ValueError: an item listed twice in one row of ``recommended`` (the metric is
+            defined on a list of distinct items), or malformed shapes.
     """
     hits, n_rel = hits_at_k(recommended, test_user_items, userids)
     keep = n_rel > 0

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import scipy.sparse as sp
+from widelab_core.validate import require_float, require_int
 
 from ._validate import check_features, check_user_items, single_threaded_blas
 
@@ -124,6 +125,11 @@ class _ImplicitNominator(Nominator):
     iterations: int = 15
     random_state: int = 0
     model: Any = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self):
+        require_int(self.factors, "factors", min=1)
+        require_int(self.iterations, "iterations", min=1)
+        require_float(self.regularization, "regularization", min=0)
 
     def _make(self):
         raise NotImplementedError
@@ -358,6 +364,13 @@ class _JaxNominator(Nominator):
     params: dict | None = dataclasses.field(default=None, repr=False)
     item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     n_items: int = dataclasses.field(default=0, repr=False)
+
+    def __post_init__(self):
+        require_int(self.rank, "rank", min=0)
+        require_int(self.epochs, "epochs", min=1)
+        require_int(self.batch_size, "batch_size", min=1)
+        require_float(self.learning_rate, "learning_rate", min=0, min_open=True)
+        require_float(self.l2, "l2", min=0)
 
     def init_params(self, rng, f_dim: int, g_dim: int, n_items: int) -> dict:
         raise NotImplementedError

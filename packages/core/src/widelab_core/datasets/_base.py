@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,23 +187,89 @@ def split(path: Path, lineno: int, line: str, sep: str, n: int, names: str) -> l
     return fields
 
 
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+INT64_MAX = int(np.iinfo(np.int64).max)
+INT64_MIN = int(np.iinfo(np.int64).min)
+
+
 def to_int(path: Path, lineno: int, text: str, field: str, line: str) -> int:
-    """Parse an integer field or raise naming file, line and field."""
-    try:
-        return int(text)
-    except ValueError:
-        raise malformed(path, lineno, f"{field} {text!r} is not an integer", line) from None
+    """Parse a plain integer field (ASCII digits, optional sign, within int64) or raise
+    naming file, line and field. ``"1_0"`` is not 10 here, unlike Python's ``int``."""
+    if not _INT.fullmatch(text):
+        raise malformed(path, lineno, f"{field} {text!r} is not an integer", line)
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise malformed(
+            path, lineno, f"{field} {text!r} is out of range (at most 2**63 - 1 in size)", line
+        )
+    return value
 
 
 def to_float(path: Path, lineno: int, text: str, field: str, line: str) -> float:
-    """Parse a finite float field or raise naming file, line and field."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise malformed(path, lineno, f"{field} {text!r} is not a number", line) from None
+    """Parse a finite decimal number field or raise naming file, line and field."""
+    if not _FLOAT.fullmatch(text):
+        lowered = text.strip().lower().lstrip("+-")
+        if lowered in ("nan", "inf", "infinity"):
+            raise malformed(path, lineno, f"{field} {text!r} is not finite", line)
+        raise malformed(path, lineno, f"{field} {text!r} is not a number", line)
+    value = float(text)
     if not np.isfinite(value):
         raise malformed(path, lineno, f"{field} {text!r} is not finite", line)
     return value
+
+
+def check_range(
+    path: Path,
+    values: np.ndarray,
+    linenos,
+    bounds: tuple[float | None, float | None],
+    field: str,
+    arg: str,
+) -> None:
+    """Raise naming file and line of the first value outside ``[lo, hi]`` (None: open)."""
+    lo, hi = bounds
+    values = np.asarray(values)
+    bad = np.zeros(values.shape, bool)
+    if lo is not None:
+        bad |= values < lo
+    if hi is not None:
+        bad |= values > hi
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        allowed = (
+            f"from {lo:g} to {hi:g}"
+            if lo is not None and hi is not None
+            else (f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
+        )
+        value = values[k].item()
+        raise malformed(
+            path,
+            int(linenos[k]),
+            f"{field} {value:g} is outside the allowed range "
+            f"({allowed}; the reader's {arg} argument sets it)",
+        )
+
+
+def check_bounds(bounds, name: str, reader: str) -> tuple[float | None, float | None]:
+    """Validate a ``(low, high)`` range argument (either may be None)."""
+    try:
+        lo, hi = bounds
+    except (TypeError, ValueError):
+        raise ValueError(f"{reader}: {name} must be a (low, high) pair, got {bounds!r}") from None
+    for v in (lo, hi):
+        if v is not None and (isinstance(v, bool) or not np.isfinite(v)):
+            raise ValueError(
+                f"{reader}: {name} bounds must be finite numbers or None, got {bounds!r}"
+            )
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"{reader}: {name} low end exceeds high end, got {bounds!r}")
+    return lo, hi
+
+
+def empty_file(path: Path, what: str) -> ValueError:
+    """The error for a data file without a single record."""
+    return ValueError(f"{path}: the file holds no {what} (it is empty or blank)")
 
 
 def find_file(path: str | os.PathLike, names: tuple[str, ...], dataset: str) -> Path:

@@ -15,7 +15,10 @@ import scipy.sparse as sp
 from ._base import (
     Indexer,
     InteractionData,
+    check_bounds,
+    check_range,
     column,
+    empty_file,
     find_file,
     int_array,
     malformed,
@@ -28,10 +31,16 @@ __all__ = ["read_lastfm_360k"]
 
 PLAYS_FILE = "usersha1-artmbid-artname-plays.tsv"
 PROFILE_FILE = "usersha1-profile.tsv"
+#: Allowed play counts: non-negative integers (the archive's README), no upper bound
+#: beyond int64.
+PLAYS_RANGE = (0, None)
 
 
 def read_lastfm_360k(
-    path: str | os.PathLike, *, item_key: Literal["name", "mbid"] = "name"
+    path: str | os.PathLike,
+    *,
+    item_key: Literal["name", "mbid"] = "name",
+    plays_range: tuple[float | None, float | None] = PLAYS_RANGE,
 ) -> InteractionData:
     """Read Last.fm-360K: play counts, and user profiles when present.
 
@@ -48,6 +57,8 @@ def read_lastfm_360k(
     Args:
         path: the ``lastfm-dataset-360K`` folder, or its plays ``.tsv`` file.
         item_key: ``"name"`` or ``"mbid"``, see above.
+        plays_range: allowed ``(low, high)`` play counts per line, inclusive (None: no
+            bound on that side); default: non-negative.
 
     Returns:
         :class:`InteractionData` with play counts (float32; exact below 2**24), user
@@ -57,20 +68,25 @@ def read_lastfm_360k(
 
     Raises:
         FileNotFoundError: no plays file at ``path``.
-        ValueError: ``item_key`` unknown; a malformed line (wrong number of fields,
-            empty user, non-integer or negative plays, non-integer age, a user listed
-            twice in the profile file): the message names file and line.
+        ValueError: ``item_key`` or ``plays_range`` bad; a plays file without a single
+            line; a malformed line (wrong number of fields, empty user, plays that are
+            not a plain integer within int64 or lie outside ``plays_range``,
+            non-integer age, a user listed twice in the profile file): the message names
+            file and line; plays of one (user, artist) pair summing past int64.
     """
     if item_key not in ("name", "mbid"):
         raise ValueError(f"read_lastfm_360k: item_key must be 'name' or 'mbid', got {item_key!r}")
+    plays_range = lo, hi = check_bounds(plays_range, "plays_range", "read_lastfm_360k")
     folder = find_file(path, (PLAYS_FILE,), "Last.fm-360K")
     users, items = Indexer(), Indexer()
     rows, cols, plays = int_array(), int_array(), int_array()
     names: list[str] = []
     mbids: list[str] = []
     skipped = 0
+    n_lines = 0
     p = folder / PLAYS_FILE
     for lineno, line in read_lines(p, "utf-8"):
+        n_lines += 1
         user, mbid, name, count = split(
             p, lineno, line, "\t", 4, "user-sha1, artist-mbid, artist-name, plays"
         )
@@ -79,6 +95,8 @@ def read_lastfm_360k(
         n = to_int(p, lineno, count, "plays", line)
         if n < 0:
             raise malformed(p, lineno, f"negative plays {n}", line)
+        if (lo is not None and n < lo) or (hi is not None and n > hi):
+            check_range(p, np.array([n]), [lineno], plays_range, "plays", "plays_range")
         key = (mbid or name) if item_key == "mbid" else (name or mbid)
         if not key:
             skipped += 1
@@ -94,6 +112,9 @@ def read_lastfm_360k(
             names[code] = name
         cols.append(code)
         plays.append(n)
+
+    if n_lines == 0:
+        raise empty_file(p, "play counts")
 
     u_codes, seen = [], {}
     u_cols = {k: [] for k in ("gender", "age", "country", "signup")}
@@ -122,6 +143,17 @@ def read_lastfm_360k(
     # Sum duplicate (user, item) lines in int64 before the float32 cast.
     summed = sp.coo_matrix((np.asarray(plays, np.int64), (r, c)), shape=shape).tocsr()
     summed.sum_duplicates()
+    if len(plays) and max(plays) > (2**63 - 1) // len(plays):  # int64 sums could wrap
+        exact: dict = {}
+        for key, n in zip(zip(r.tolist(), c.tolist()), plays):
+            exact[key] = exact.get(key, 0) + n
+        overflow = max(exact.values()) > 2**63 - 1
+    else:
+        overflow = False
+    if overflow:
+        raise ValueError(
+            f"{p}: the plays of one (user, artist) pair sum past 2**63 - 1 (int64 overflow)"
+        )
     duplicates = len(plays) - summed.nnz
     summed.eliminate_zeros()
     matrix = sp.csr_matrix(

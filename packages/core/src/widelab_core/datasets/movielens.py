@@ -15,8 +15,11 @@ import numpy as np
 from ._base import (
     Indexer,
     InteractionData,
+    check_bounds,
+    check_range,
     column,
     csr_from_entries,
+    empty_file,
     find_file,
     int_array,
     malformed,
@@ -52,6 +55,12 @@ GENRES_100K = (
 )
 #: The 18 genres of ML-1M's ``movies.dat`` (ML-100K's list without "unknown").
 GENRES_1M = GENRES_100K[1:]
+#: Allowed ratings of ML-100K and ML-1M: whole stars from 1 to 5 (their READMEs).
+RATING_RANGE = (1.0, 5.0)
+#: The only bytes of a ratings file the vectorised parser takes: digits, signs, decimal
+#: points, exponents, the separator and line breaks. Anything else (``_``, blanks,
+#: letters) goes to the line parser, which applies the strict rules of ``to_int``.
+_FAST_BYTES = frozenset(b"0123456789+-.eE\n")
 
 
 def _ratings_fast(path: Path, sep: str):
@@ -66,6 +75,9 @@ def _ratings_fast(path: Path, sep: str):
     if not raw.endswith(b"\n"):
         raw += b"\n"
     sep_b = sep.encode()
+    present = np.unique(np.frombuffer(raw, np.uint8)).tolist()
+    if not set(present) <= _FAST_BYTES | set(sep_b):
+        return None
     n_lines = raw.count(b"\n")
     arr = np.frombuffer(raw, np.uint8)
     is_sep = arr == sep_b[0]
@@ -87,8 +99,9 @@ def _ratings_fast(path: Path, sep: str):
     return u, i, r, t, np.arange(1, n_lines + 1)
 
 
-def _ratings(path: Path, sep: str, users: Indexer, items: Indexer):
-    """Parse ``user sep item sep rating sep timestamp`` lines; duplicates are errors."""
+def _ratings(path: Path, sep: str, users: Indexer, items: Indexer, rating_range):
+    """Parse ``user sep item sep rating sep timestamp`` lines; duplicates are errors, and
+    so are ratings outside ``rating_range`` and a file without ratings."""
     fast = _ratings_fast(path, sep)
     if fast is not None:
         u, i, r, t, linenos = fast
@@ -97,8 +110,13 @@ def _ratings(path: Path, sep: str, users: Indexer, items: Indexer):
             uniq, inverse = np.unique(raw_ids, return_inverse=True)
             codes = np.array([index(x) for x in uniq.tolist()], np.int64)
             out.append(codes[inverse] if len(uniq) else np.zeros(0, np.int64))
-        return out[0], out[1], r, t, linenos
-    return _ratings_slow(path, sep, users, items)
+        parsed = out[0], out[1], r, t, linenos
+    else:
+        parsed = _ratings_slow(path, sep, users, items)
+    if len(parsed[2]) == 0:
+        raise empty_file(path, "ratings")
+    check_range(path, parsed[2], parsed[4], rating_range, "rating", "rating_range")
+    return parsed
 
 
 def _ratings_slow(path: Path, sep: str, users: Indexer, items: Indexer):
@@ -188,7 +206,9 @@ def _unique_line(seen: dict, path: Path, lineno: int, raw, what: str, line: str)
     seen[raw] = lineno
 
 
-def read_movielens_100k(path: str | os.PathLike) -> InteractionData:
+def read_movielens_100k(
+    path: str | os.PathLike, *, rating_range: tuple[float | None, float | None] = RATING_RANGE
+) -> InteractionData:
     """Read MovieLens-100K (``ml-100k``): ``u.data``, and ``u.user`` / ``u.item`` if present.
 
     ``u.data`` lines are ``user \\t item \\t rating \\t timestamp``; ``u.user`` lines
@@ -199,6 +219,8 @@ def read_movielens_100k(path: str | os.PathLike) -> InteractionData:
 
     Args:
         path: the ``ml-100k`` folder, or its ``u.data`` file.
+        rating_range: allowed ``(low, high)`` ratings, inclusive (None: unbounded side);
+            the default is the README's 1 to 5 stars.
 
     Returns:
         :class:`InteractionData` with ratings 1-5, timestamps, user attributes ``age``
@@ -208,11 +230,17 @@ def read_movielens_100k(path: str | os.PathLike) -> InteractionData:
 
     Raises:
         FileNotFoundError: no ``u.data`` at ``path``.
-        ValueError: a malformed line (the message names file and line) or a duplicate.
+        ValueError: a malformed line (the message names file and line: ids must be
+            plain integers within int64, ratings finite numbers inside
+            ``rating_range``), a duplicate, an empty ratings file, or a bad
+            ``rating_range``.
     """
+    rating_range = check_bounds(rating_range, "rating_range", "read_movielens_100k")
     folder = find_file(path, ("u.data",), "MovieLens-100K")
     users, items = Indexer(), Indexer()
-    rows, cols, ratings, stamps, linenos = _ratings(folder / "u.data", "\t", users, items)
+    rows, cols, ratings, stamps, linenos = _ratings(
+        folder / "u.data", "\t", users, items, rating_range
+    )
 
     genre_names = list(GENRES_100K)
     if (folder / "u.genre").is_file():
@@ -259,7 +287,9 @@ def read_movielens_100k(path: str | os.PathLike) -> InteractionData:
     )
 
 
-def read_movielens_1m(path: str | os.PathLike) -> InteractionData:
+def read_movielens_1m(
+    path: str | os.PathLike, *, rating_range: tuple[float | None, float | None] = RATING_RANGE
+) -> InteractionData:
     """Read MovieLens-1M (``ml-1m``): ``ratings.dat``, and ``users.dat`` / ``movies.dat``.
 
     All files are ``::``-separated and latin-1: ``UserID::MovieID::Rating::Timestamp``,
@@ -269,6 +299,8 @@ def read_movielens_1m(path: str | os.PathLike) -> InteractionData:
 
     Args:
         path: the ``ml-1m`` folder, or its ``ratings.dat`` file.
+        rating_range: allowed ``(low, high)`` ratings, inclusive (None: unbounded side);
+            the default is the README's 1 to 5 stars.
 
     Returns:
         :class:`InteractionData` with ratings 1-5, timestamps, user attributes
@@ -279,11 +311,17 @@ def read_movielens_1m(path: str | os.PathLike) -> InteractionData:
 
     Raises:
         FileNotFoundError: no ``ratings.dat`` at ``path``.
-        ValueError: a malformed line (the message names file and line) or a duplicate.
+        ValueError: a malformed line (the message names file and line: ids must be
+            plain integers within int64, ratings finite numbers inside
+            ``rating_range``), a duplicate, an empty ratings file, or a bad
+            ``rating_range``.
     """
+    rating_range = check_bounds(rating_range, "rating_range", "read_movielens_1m")
     folder = find_file(path, ("ratings.dat",), "MovieLens-1M")
     users, items = Indexer(), Indexer()
-    rows, cols, ratings, stamps, linenos = _ratings(folder / "ratings.dat", "::", users, items)
+    rows, cols, ratings, stamps, linenos = _ratings(
+        folder / "ratings.dat", "::", users, items, rating_range
+    )
 
     user_part = _read_users(
         folder / "users.dat",
@@ -329,11 +367,14 @@ def read_movielens_1m(path: str | os.PathLike) -> InteractionData:
     )
 
 
-def read_movielens(path: str | os.PathLike) -> InteractionData:
+def read_movielens(
+    path: str | os.PathLike, *, rating_range: tuple[float | None, float | None] = RATING_RANGE
+) -> InteractionData:
     """Read MovieLens-100K or -1M, whichever ``path`` holds (``u.data`` or ``ratings.dat``).
 
     Args:
         path: a folder, or its ``u.data`` / ``ratings.dat`` file.
+        rating_range: allowed ``(low, high)`` ratings (default 1 to 5 stars).
 
     Returns:
         As :func:`read_movielens_100k` or :func:`read_movielens_1m`.
@@ -345,7 +386,7 @@ def read_movielens(path: str | os.PathLike) -> InteractionData:
     p = Path(path)
     folder = p.parent if p.is_file() else p
     if p.name == "u.data" or (p.is_dir() and (folder / "u.data").is_file()):
-        return read_movielens_100k(path)
+        return read_movielens_100k(path, rating_range=rating_range)
     if p.name == "ratings.dat" or (p.is_dir() and (folder / "ratings.dat").is_file()):
-        return read_movielens_1m(path)
+        return read_movielens_1m(path, rating_range=rating_range)
     raise FileNotFoundError(f"MovieLens: neither 'u.data' nor 'ratings.dat' found at {p}")
