@@ -45,8 +45,6 @@ def test_extract_commands_end_to_end(tmp_path, capsys):
         (["export", "--db", "{db}", "--out", "{tmp}/no/x.csv"], "must exist"),
         (["export", "--db", "{tmp}/missing.db", "--out", "{tmp}/x.csv"], "no such store"),
         (["run", "--schema", "{tmp}/s.json", "--docs", "{tmp}/d.jsonl", "--db", "{db}"], "s.json"),
-        (["serve", "--db", "{db}", "--port", "70000"], "--port must be in"),
-        (["serve", "--db", "{db}", "--threshold", "2"], "--threshold must be in"),
     ],
 )
 def test_extract_user_errors_exit_2(tmp_path, capsys, argv, message):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from widelab_core.cliargs import nonnegative_int, positive_float, positive_int
 
 from .presets import PRESET_NAMES
 
@@ -22,8 +23,10 @@ def configure(sub) -> None:
     p.add_argument("--net", required=True, help=f"preset network: {', '.join(PRESET_NAMES)}")
     _data_args(p)
     p.add_argument("--get", default="nngp,ntk", help="nngp, ntk or nngp,ntk")
-    p.add_argument("--batch-size", type=int, default=16, help="piece edge per device")
-    p.add_argument("--tile", type=int, default=None, help="saved block edge (default 4 x batch)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="piece edge per device")
+    p.add_argument(
+        "--tile", type=positive_int, default=None, help="saved block edge (default 4 x batch)"
+    )
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument(
         "--preprocess",
@@ -31,12 +34,14 @@ def configure(sub) -> None:
         default="standardize",
         help="fitted on the training images, applied to the test images",
     )
-    p.add_argument("--zca-reg", type=float, default=0.1, help="ZCA strength (--preprocess zca)")
+    p.add_argument(
+        "--zca-reg", type=positive_float, default=0.1, help="ZCA strength (--preprocess zca)"
+    )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--log-every", type=float, default=30.0, help="seconds between lines")
+    p.add_argument("--log-every", type=positive_float, default=30.0, help="seconds between lines")
     p.add_argument("--coordinator", default=None, help="host:port of process 0 (multi-host)")
-    p.add_argument("--num-processes", type=int, default=None)
-    p.add_argument("--process-id", type=int, default=None)
+    p.add_argument("--num-processes", type=positive_int, default=None)
+    p.add_argument("--process-id", type=nonnegative_int, default=None)
 
     r = sub.add_parser("regress", help="kernel ridge regression sweep from computed kernels")
     r.add_argument("--kernels", required=True, help="folder written by `kernels compute`")
@@ -48,8 +53,8 @@ def configure(sub) -> None:
 def _data_args(p) -> None:
     p.add_argument("--data", required=True, help="CIFAR folder or .npz file")
     p.add_argument("--format", choices=["cifar10", "cifar100", "npz"], default="cifar10")
-    p.add_argument("--n-train", type=int, default=None, help="first N training images")
-    p.add_argument("--n-test", type=int, default=None, help="first M test images")
+    p.add_argument("--n-train", type=positive_int, default=None, help="first N training images")
+    p.add_argument("--n-test", type=positive_int, default=None, help="first M test images")
 
 
 def load_images(path: str, fmt: str):

@@ -8,6 +8,7 @@ import io
 import sys
 from pathlib import Path
 
+from widelab_core.cliargs import nonnegative_int, positive_int, probability
 from widelab_core.command import atomic_write
 
 
@@ -33,14 +34,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="kg-lm confidence: the model's probability, or a trained detector's",
     )
     p.add_argument("--subject-field", default="subject", help="document metadata field")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
 
     p = sub.add_parser("serve", help="the validation UI in the browser")
     p.add_argument("--db", required=True)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: local only)")
-    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--port", type=nonnegative_int, default=8765)
     p.add_argument("--policy", choices=POLICIES, default="confidence")
-    p.add_argument("--threshold", type=float, default=0.5, help="automatic acceptance")
+    p.add_argument("--threshold", type=probability, default=0.5, help="automatic acceptance")
     p.add_argument("--who", default="validator", help="validator name stored with decisions")
 
     p = sub.add_parser("export", help="validated values with provenance, as CSV or JSON lines")
@@ -48,14 +49,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output .csv or .jsonl")
     p.add_argument(
         "--automatic-threshold",
-        type=float,
+        type=probability,
         help="also export unvalidated top candidates with at least this confidence",
     )
 
     p = sub.add_parser("make-corpus", help="a synthetic collection with known answers")
     p.add_argument("--out", required=True, help="folder for docs.jsonl, schema.json, truth.csv")
-    p.add_argument("--entities", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--entities", type=positive_int, default=200)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
 
 
 def _unit(name: str, v: float) -> float:
