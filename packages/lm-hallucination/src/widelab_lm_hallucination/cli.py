@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from widelab_core.cliargs import (
-    check_output_dir,
     check_output_file,
     nonnegative_int,
     positive_float,
@@ -149,7 +148,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {len(kg)} triples, {len(kg.queries())} queries to {args.out}")
         return 0
     if args.lm_cmd == "train":
-        check_output_dir(args.out, "--out")
         check_outputs(args.out, [args.kg])
         kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed, args.homonyms, args.rules)
         split = split_kg(kg, args.unseen_fraction, by=args.split_by, seed=args.seed)
