@@ -27,7 +27,7 @@ def test_subcommands_parse_and_include_issue5():
         import widelab_bayes.approx_report  # noqa: F401
     except ImportError:
         return
-    assert len(choices) > 4  # issue 5's studies are wired in
+    assert len(choices) > 4  # the approximate-inference studies are wired in
 
 
 def test_rejection_command_runs(capsys):

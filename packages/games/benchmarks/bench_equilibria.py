@@ -1,6 +1,6 @@
 """Benchmark: equilibrium search, JAX (vmapped restarts, jit) vs a NumPy loop.
 
-Problem (issue 7): 100 producers, d = 50, 13,700 users (LastFM-360K size after
+Problem (paper size): 100 producers, d = 50, 13,700 users (LastFM-360K size after
 filtering), 10 restarts. Both implementations run the same algorithm from the same
 starting profiles: Adam on normalised parameters with step size lr / sqrt(1 + t / 100),
 stopped when tau * max_i ||grad_R u_i|| <= tol or after --max-steps. The NumPy version is

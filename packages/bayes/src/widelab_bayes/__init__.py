@@ -4,7 +4,7 @@ Posteriors of networks written in the core layer algebra: log-densities, the
 repriorisation of Hron et al. 2022 with generalised HMC, blackjax baselines,
 rank-normalised diagnostics in function space, exact rejection sampling
 (Hron et al. 2020) and MMD against the NNGP (Matthews et al. 2018); plus the
-approximate-inference methods of issue 5.
+approximate-inference methods.
 """
 
 from .diagnostics import ess_bulk, ess_tail, function_space_ess, random_projections, rhat

@@ -1,4 +1,4 @@
-"""Issue 5's part of ``widelab bayes``: sub-subcommands and the report section.
+"""The approximate-inference part of ``widelab bayes``: sub-subcommands and the report section.
 
 ``configure(subparsers)`` adds ``sw``, ``gaussian-dropout``, ``concrete-dropout`` and
 ``successor`` (each sets ``func``); ``report(ctx)`` runs the approximate-inference
@@ -520,7 +520,7 @@ def _run_successor(args) -> int:
 
 
 def configure(subparsers) -> None:
-    """Add issue 5's ``widelab bayes`` sub-subcommands (each sets ``func``).
+    """Add the approximate-inference ``widelab bayes`` sub-subcommands (each sets ``func``).
 
     Args:
         subparsers: the object returned by ``parser.add_subparsers()``.

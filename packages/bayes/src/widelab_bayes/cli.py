@@ -1,8 +1,8 @@
 """The ``widelab bayes`` command and report hook.
 
-Sub-subcommands of issue 4: ``sample`` (one posterior, one sampler), ``ess-width``
+Posterior-sampling sub-subcommands: ``sample`` (one posterior, one sampler), ``ess-width``
 (ESS per gradient and per second against width), ``mmd`` (MMD^2 to the NNGP against
-width and depth) and ``rejection`` (exact sampling, acceptance rate). Issue 5's
+width and depth) and ``rejection`` (exact sampling, acceptance rate). The approximate-inference
 ``approx_report.configure(subparsers)`` adds its own; every sub-subcommand sets
 ``func`` with ``set_defaults``.
 """
@@ -178,7 +178,7 @@ def _format_table(header, rows) -> str:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the ``widelab bayes`` sub-subcommands (issue 4's, then issue 5's)."""
+    """Add the ``widelab bayes`` sub-subcommands (posterior sampling, then approximate inference)."""
     sub = parser.add_subparsers(dest="bayes_command", metavar="STUDY")
 
     def common(p, width=True):
@@ -438,7 +438,7 @@ def _gain_metric(section: ReportSection, name: str, run, plain) -> None:
 
 
 def report(ctx: ReportContext):
-    """Report hook: this package's section plus issue 5's when it is installed."""
+    """Report hook: this package's section plus the approximate-inference section when it is installed."""
     ours = bayes_report(ctx)
     try:
         from . import approx_report
