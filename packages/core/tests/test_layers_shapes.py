@@ -283,7 +283,7 @@ def test_apply_with_wrong_input_shape_names_both_shapes():
         lambda: L.Dropout(-0.1),
         lambda: L.Dropout(0.1, mode="eval"),
         lambda: L.GlobalSelfAttention(4, 2, 2, 0),
-        lambda: L.GlobalSelfAttention(4, 2, 2, 1, attention_mechanism="RELU"),
+        lambda: L.GlobalSelfAttention(4, 2, 2, 1, attention_mechanism="TANH"),
         lambda: L.GlobalSelfAttention(4, 2, 2, 1, pos_emb_type="ROTARY"),
     ],
 )

@@ -489,11 +489,12 @@ class KernelFn:
         for name, x in (("x1", x1), ("x2", x2)):
             if x is None or isinstance(x, jax.core.Tracer) or isinstance(x, list | tuple):
                 continue
-            bad = ~jnp.isfinite(x)
+            # Concrete inputs captured by an enclosing trace are checked on the host.
+            bad = ~np.isfinite(np.asarray(x))
             if mask_constant is not None:
-                bad = bad & (x != mask_constant)
-            if bool(jnp.any(bad)):
-                where = tuple(int(i) for i in np.argwhere(np.asarray(bad))[0])
+                bad = bad & (np.asarray(x) != mask_constant)
+            if bool(bad.any()):
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
                 raise ValueError(
                     f"kernel_fn: {name} must be finite, got {float(np.asarray(x)[where])} at "
                     f"index {where} (shape {tuple(np.shape(x))}); kernel_fn(net, "
@@ -511,12 +512,16 @@ class KernelFn:
         self._validate(x1, x2)
         block, square = self._tile_fns(tuple(names), compute_ntk, mask_constant)
         d = x1.ndim - 2
-        # Tiles are mirrored in host memory (NumPy), without a trip to the device.
-        if self.full_spatial and d > 0:
-            perm = (1, 0, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))
-            mirror = functools.partial(np.transpose, axes=perm)
-        else:
-            mirror = functools.partial(np.swapaxes, axis1=0, axis2=1)
+        # Tiles are mirrored in host memory (NumPy), without a trip to the device. A
+        # tile with two sets of spatial axes (the output keeps full spatial covariances)
+        # swaps those too; pooled or diagonal-spatial outputs swap only the batch axes.
+        perm = (1, 0, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))
+
+        def mirror(t):
+            if d > 0 and t.ndim == 2 + 2 * d:
+                return np.transpose(t, perm)
+            return np.swapaxes(t, 0, 1)
+
         out = pairwise_tiled(
             block,
             x1,

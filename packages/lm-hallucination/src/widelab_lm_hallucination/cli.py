@@ -44,7 +44,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--lr", type=positive_float, default=3e-3)
     p.add_argument("--seed", type=nonnegative_int, default=0)
-    p.add_argument("--checkpoint-every", type=positive_int, default=100)
+    p.add_argument(
+        "--checkpoint-every",
+        type=nonnegative_int,
+        default=100,
+        help="steps between checkpoints (0: only at the end)",
+    )
     p.add_argument("--no-resume", action="store_true", help="start over in --out")
     p.add_argument(
         "--data-parallel", action="store_true", help="split each batch over all local devices"

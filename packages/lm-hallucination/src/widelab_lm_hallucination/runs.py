@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from widelab_core.cliargs import check_output_dir
 from widelab_core.command import atomic_write
 
 from .corpus import Tokenizer
@@ -44,12 +45,13 @@ def check_outputs(run_dir: str | Path, inputs: Sequence[str | Path | None]) -> N
         inputs: files the run reads (None entries are skipped).
 
     Raises:
-        ValueError: ``run_dir`` is an existing file, or one of its outputs (or the
-            folder itself) is one of ``inputs``.
+        ValueError: ``run_dir`` is an existing file, lies under a file or is not
+            writable, or one of its outputs (or the folder itself) is one of ``inputs``.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--out {run_dir} is an existing file; --out must name a run folder")
+    check_output_dir(run_dir, "--out")
     outs = {(run_dir / name).resolve(): name for name in RUN_FILES}
     for src in inputs:
         if src is None:
