@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from widelab_core.datasets import read_lastfm_360k, read_movielens_1m, read_movielens_100k
@@ -233,23 +234,17 @@ def _movielens_entries(data):
     return out
 
 
+@pytest.mark.parametrize(
+    "sep, name, reader",
+    [("\t", "u.data", read_movielens_100k), ("::", "ratings.dat", read_movielens_1m)],
+    ids=["100k", "1m"],
+)
 @SETTINGS
 @given(records=movielens_records(), data=st.data())
-def test_movielens_100k_corrupted(records, data):
-    raw = "".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in records).encode()
+def test_movielens_corrupted(sep, name, reader, records, data):
+    raw = "".join(sep.join(map(str, rec)) + "\n" for rec in records).encode()
     raw = _corrupt(raw, data)
-    res = _check(raw, "u.data", read_movielens_100k, lambda b: oracle_movielens(b, "\t"))
-    if res is not None:
-        got, expected = res
-        assert _movielens_entries(got) == {k: (np.float32(v[0]), v[1]) for k, v in expected.items()}
-
-
-@SETTINGS
-@given(records=movielens_records(), data=st.data())
-def test_movielens_1m_corrupted(records, data):
-    raw = "".join(f"{u}::{i}::{r}::{t}\n" for u, i, r, t in records).encode()
-    raw = _corrupt(raw, data)
-    res = _check(raw, "ratings.dat", read_movielens_1m, lambda b: oracle_movielens(b, "::"))
+    res = _check(raw, name, reader, lambda b: oracle_movielens(b, sep))
     if res is not None:
         got, expected = res
         assert _movielens_entries(got) == {k: (np.float32(v[0]), v[1]) for k, v in expected.items()}
