@@ -99,7 +99,7 @@ def lm_report(ctx: ReportContext) -> ReportSection:
         "every point is its own run, trained to the end of its own learning-rate schedule.",
     )
     _grid_table(sec, points)
-    _breakdown(sec, split, queries, flags)
+    _breakdown(sec, split.train, queries, flags)
     full = [p for p in points if p.fraction == 1.0]
     best = min(full, key=lambda p: p.seen)
     sec.metric("lm best seen hallucination rate", best.seen, unit="1", better="lower")
@@ -207,13 +207,13 @@ def _grid_table(sec, points):
     )
 
 
-def _breakdown(sec, split, queries, flags):
+def _breakdown(sec, train_kg, queries, flags):
     """Rates of the largest, longest-trained model by relation and by frequency."""
     from .bounds import rate_by
 
     rows = []
     for by in ("relation", "subject", "object"):
-        recs = rate_by(split.train, queries, flags, by=by)
+        recs = rate_by(train_kg, queries, flags, by=by)
         for r in recs:
             se = math.sqrt(r["rate"] * (1 - r["rate"]) / r["n"])
             rows.append([by, r["group"], r["n"], r["rate"], se])
@@ -266,8 +266,23 @@ def _bounds_text(sec, split, sizes):
     sec.text(text)
 
 
-def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, widths=(4, 16, 64)):
-    """Detectors against LM and detector size, the validation budget and ReST-EM."""
+def _full_extras(
+    sec,
+    ctx,
+    split,
+    tok,
+    sizes,
+    tc,
+    *,
+    epochs=32,
+    rest_steps=150,
+    widths=(4, 16, 64),
+    det_steps=300,
+    finetune_steps=100,
+):
+    """Detectors against LM and detector size, the validation budget and ReST-EM
+    (``det_steps`` / ``finetune_steps``: training steps of the frozen-LM heads and of
+    the fine-tuned detector)."""
     import dataclasses
 
     from .detectors import DetectorConfig, detectability, validation_budget
@@ -282,7 +297,7 @@ def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, 
         lms.append((cfg, res.state.params))
     key = jax.random.key(ctx.seed)
     seen = list(split.seen)
-    heads = [DetectorConfig(task=t, width=32) for t in ("sentence", "token")]
+    heads = [DetectorConfig(task=t, width=32, steps=det_steps) for t in ("sentence", "token")]
     cols = ["d_model", "task", "mode", "width", "auc_pr", "prevalence", "auroc", "auroc_se", "n"]
     rows = detectability(lms, split.full, tok, seen, heads, key=key)
     sec.table(
@@ -293,8 +308,8 @@ def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, 
         "standard error of Hanley & McNeil 1982).",
     )
     _detector_figures(sec, rows, {c.d_model: param_counts(c)["non_embedding"] for c, _ in lms})
-    by_size = [DetectorConfig(width=w) for w in widths]
-    by_size.append(DetectorConfig(mode="finetune", steps=100))
+    by_size = [DetectorConfig(width=w, steps=det_steps) for w in widths]
+    by_size.append(DetectorConfig(mode="finetune", steps=finetune_steps))
     rows = detectability(lms[-1:], split.full, tok, seen, by_size, key=key)
     sec.table(
         cols,
@@ -362,7 +377,8 @@ def _detector_figures(sec, rows, n_params):
         better="neither",
     )
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_xscale("log")
+    if len(set(n_params.values())) > 1:
+        ax.set_xscale("log")
     ax.set_xlabel("LM non-embedding parameters")
     ax.set_ylabel("AUROC (held-out outputs)")
     ax.legend(fontsize=7)
