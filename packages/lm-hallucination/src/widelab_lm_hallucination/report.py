@@ -69,7 +69,8 @@ def lm_report(ctx: ReportContext) -> ReportSection:
     sizes = size_family(
         3 if quick else 4, tok.vocab_size, d_min=16, seq_len=seq, n_layers=1 if quick else 2
     )
-    epochs = (4, 8, 16, 32) if quick else (4, 8, 16, 32, 64, 128)
+    # one run per cell: quick mode keeps two epoch settings per size
+    epochs = (8, 32) if quick else (4, 8, 16, 32, 64, 128)
     tc = TrainConfig(
         batch_size=8 if quick else 16, lr=1e-2 if quick else 3e-3, warmup=10, seed=ctx.seed
     )
