@@ -1,24 +1,137 @@
-"""Smoke test of the full-mode report extras on tiny settings (detectors, budget, ReST-EM)."""
+"""The report section's figures (what ``report.json`` receives): numbers and structure."""
 
+import json
+import math
+
+import numpy as np
 import pytest
 from widelab_core.command import ReportContext, ReportSection
-from widelab_lm_hallucination import Tokenizer, TrainConfig, size_family, split_kg
-from widelab_lm_hallucination.report import _full_extras
+from widelab_lm_hallucination import (
+    GridPoint,
+    Tokenizer,
+    TrainConfig,
+    auroc_standard_error,
+    param_counts,
+    size_family,
+    split_kg,
+)
+from widelab_lm_hallucination.report import _breakdown, _full_extras, _grid_table
+
+
+def _tables(sec):
+    return [b[1] for b in sec.blocks if b[0] == "table"]
+
+
+def _value(sec, name):
+    d = sec.details[name]
+    return d["value"], d["se"]
+
+
+def test_grid_table_and_metrics_follow_the_cells():
+    pts = [
+        GridPoint(d, 10 * d, ep, 5, 1e3, r, 0.0, 1.0, float("nan"), 1.0, s, 50, "")
+        for d, ep, s, r in [
+            (16, 2.0, 0, 0.8),
+            (16, 8.0, 0, 0.5),
+            (32, 2.0, 0, 0.6),
+            (32, 8.0, 0, 0.3),
+            (32, 8.0, 1, 0.1),
+        ]
+    ]
+    sec = ReportSection("t")
+    _grid_table(sec, pts)
+    header, rows, _ = _tables(sec)[0]
+    assert [r[1:4] for r in rows] == [
+        [16, 160, 2.0],
+        [16, 160, 8.0],
+        [32, 320, 2.0],
+        [32, 320, 8.0],
+    ]
+    rate, se = _value(sec, "lm seen rate against size at 8 epochs")
+    assert rate == pytest.approx([0.5, 0.2])
+    # one seed: binomial over 50 queries; two seeds: sd(0.3, 0.1) / sqrt(2) = 0.1
+    assert se == pytest.approx([math.sqrt(0.25 / 50), 0.1])
+    assert _value(sec, "lm sizes (non-embedding parameters)")[0] == [160, 320]
+    rate, se = _value(sec, "lm seen rate of the largest model against epochs")
+    assert rate == pytest.approx([0.6, 0.2]) and _value(sec, "lm epochs of the grid")[0] == [2, 8]
+    assert rows[0][header.index("unseen rate")] != rows[0][header.index("unseen rate")]  # NaN
+    json.dumps(sec.details, allow_nan=False)
+
+
+def test_breakdown_rates_match_the_flags(tiny_kg):
+    qs = tiny_kg.queries()
+    flags = np.random.default_rng(0).random(len(qs)) < 0.4
+    sec = ReportSection("t")
+    _breakdown(sec, tiny_kg, qs, flags)
+    _, rows, _ = _tables(sec)[0]
+    for by in ("relation", "subject", "object"):
+        part = [r for r in rows if r[0] == by]
+        assert sum(r[2] for r in part) == len(qs)  # every query in exactly one group
+        # the groups' rates average back to the overall rate
+        assert sum(r[2] * r[3] for r in part) == pytest.approx(flags.sum())
+        for _, _, n, rate, se in part:
+            assert se == pytest.approx(math.sqrt(rate * (1 - rate) / n))
+    for r in (r for r in rows if r[0] == "relation"):
+        assert r[3] == pytest.approx(np.mean([f for q, f in zip(qs, flags) if q[1] == r[1]]))
+    val, se = _value(sec, "lm seen rate by object frequency (low to high)")
+    assert val == [r[3] for r in rows if r[0] == "object"] and len(se) == len(val)
 
 
 @pytest.mark.slow
-def test_full_extras_on_tiny_models(tiny_kg):
+def test_full_extras_figures(tiny_kg):
     split = split_kg(tiny_kg, 0.2, seed=0)
     tok = Tokenizer.fit(tiny_kg.triples)
     sizes = size_family(1, tok.vocab_size, d_min=16, n_layers=1, seq_len=48)
     sec = ReportSection("t")
     tc = TrainConfig(batch_size=8, lr=1e-2, warmup=2)
-    _full_extras(sec, ReportContext(), split, tok, sizes, tc, epochs=2, rest_steps=2, widths=(32,))
-    captions = [b[1][2] for b in sec.blocks if b[0] == "table"]
-    assert any("against LM size" in c for c in captions)
-    assert any("ReST-EM" in c for c in captions)
-    rows = [b[1][1] for b in sec.blocks if b[0] == "table" and "LM size" in b[1][2]][0]
+    # short detector training: this checks the figures' bookkeeping; detector quality is
+    # tested in test_detectors.py
+    _full_extras(
+        sec,
+        ReportContext(),
+        split,
+        tok,
+        sizes,
+        tc,
+        epochs=2,
+        rest_steps=2,
+        widths=(32,),
+        det_steps=20,
+        finetune_steps=5,
+    )
+    json.dumps(sec.details, allow_nan=False)  # report.json takes them as they are
+    header, rows, _ = _tables(sec)[0]
+    col = {h: i for i, h in enumerate(header)}
     # one LM x (sentence head, token head, object NLL, token entropy)
-    assert [r[2] for r in rows] == ["frozen", "frozen", "object NLL", "token entropy"]
-    for r in rows:  # AUC-PR, prevalence and AUROC are probabilities or NaN (one class)
-        assert all(x != x or 0.0 <= x <= 1.0 for x in r[4:7])
+    assert [r[col["mode"]] for r in rows] == ["frozen", "frozen", "object NLL", "token entropy"]
+    for r in rows:
+        auc, prev, n, se = r[col["auroc"]], r[col["prevalence"]], r[col["n"]], r[col["auroc_se"]]
+        n_pos = round(prev * n) if prev == prev else 0
+        if auc == auc and 0 < n_pos < n:  # the Hanley-McNeil standard error of that AUROC
+            assert se == pytest.approx(auroc_standard_error(auc, n_pos, n - n_pos))
+        else:
+            assert se != se
+    for r in rows[2:]:  # per LM, both likelihood scores rank the same held-out outputs
+        assert (r[col["prevalence"]], r[col["n"]]) == (
+            rows[2][col["prevalence"]],
+            rows[2][col["n"]],
+        )
+    auc, se = _value(sec, "lm detector AUROC against LM size (object NLL)")
+    row = rows[2]
+    assert auc == [row[col["auroc"]] if row[col["auroc"]] == row[col["auroc"]] else None]
+    assert len(se) == 1
+    sizes_value = _value(sec, "lm detector LM sizes (non-embedding parameters)")[0]
+    assert sizes_value == [param_counts(sizes[0])["non_embedding"]]
+    assert sum(b[0] == "figure" for b in sec.blocks) == 1
+    # the validation budget (when the held-out outputs hold both classes): checking
+    # nothing accepts every output, checking all rejects every hallucination
+    for _, brows, _ in (t for t in _tables(sec) if t[0][0] == "share checked"):
+        assert brows[0][0] == 0.0 and brows[0][1] == pytest.approx(brows[0][2])
+        assert brows[-1][0] == 1.0 and brows[-1][1:] == [1.0, 1.0]
+    # ReST-EM: one record per iteration, rates are shares
+    rh, rrows, _ = _tables(sec)[-1]
+    assert len(rrows) >= 2
+    for r in rrows:
+        for h, v in zip(rh, r):
+            if "rate" in h:
+                assert 0.0 <= v <= 1.0

@@ -2,7 +2,8 @@
 
 Knowledge-graph synthesis and readers, serialisation and tokenizer, decoder-only
 transformers from the core layer algebra, training with exact resume, the
-exact-match hallucination rate, detectors, scaling studies and ReST-EM self-training
+exact-match hallucination rate, detectors, scaling studies (a size x epochs grid of
+independent runs) and ReST-EM self-training
 (Hron et al., COLM 2024; Singh et al. 2023).
 """
 
@@ -21,6 +22,15 @@ from .detectors import (
     token_labels,
     train_detector,
     validation_budget,
+)
+from .grid import (
+    GridPoint,
+    aggregate_grid,
+    cell_name,
+    cell_outputs,
+    read_cell,
+    run_cell,
+    size_epoch_grid,
 )
 from .hallucination import (
     Generations,
@@ -168,4 +178,11 @@ __all__ = [
     "train_with_evals",
     "transformer",
     "validation_budget",
+    "GridPoint",
+    "aggregate_grid",
+    "cell_name",
+    "cell_outputs",
+    "read_cell",
+    "run_cell",
+    "size_epoch_grid",
 ]

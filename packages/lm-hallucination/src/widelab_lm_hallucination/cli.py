@@ -1,4 +1,5 @@
-"""The ``widelab lm`` command (make-kg, train, evaluate, detect, self-train) and report hook."""
+"""The ``widelab lm`` command (make-kg, train, study, evaluate, detect, self-train) and
+report hook."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from widelab_core.cliargs import (
     check_output_file,
+    float_list,
+    int_list,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -57,6 +60,36 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 weights")
     p.add_argument("--extend", action="store_true", help="allow more --steps than the run recorded")
     p.add_argument("--out", required=True, help="run folder")
+
+    p = sub.add_parser(
+        "study",
+        help="rate against model size and epochs: one resumable run per grid cell",
+    )
+    p.add_argument("--kg", help="TSV or .nt triples file (default: synthetic)")
+    p.add_argument("--entities", type=positive_int, default=60)
+    p.add_argument("--unseen-fraction", type=probability, default=0.1)
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="graph and split seed")
+    p.add_argument("--sizes", type=int_list(positive_int), default=[16, 32], help="d_model list")
+    p.add_argument("--layers", type=positive_int, default=1)
+    p.add_argument("--head-dim", type=positive_int, default=16)
+    p.add_argument("--seq-len", type=positive_int, default=48)
+    p.add_argument(
+        "--epochs", type=float_list(positive_float), default=[4.0, 16.0], help="epochs per cell"
+    )
+    p.add_argument(
+        "--fractions",
+        type=float_list(positive_float),
+        default=[1.0],
+        help="shares of the training queries (each in (0, 1])",
+    )
+    p.add_argument(
+        "--seeds", type=int_list(nonnegative_int), default=[0], help="training replicates"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--lr", type=positive_float, default=1e-2)
+    p.add_argument("--warmup", type=positive_int, default=10)
+    p.add_argument("--max-queries", type=positive_int, help="evaluate at most this many queries")
+    p.add_argument("--out", required=True, help="study folder (one sub-folder per cell)")
 
     p = sub.add_parser("evaluate", help="hallucination rates of a trained run")
     p.add_argument("--run", required=True)
@@ -207,6 +240,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"MFU {res.mfu:.2%}"
         )
         return 0
+    if args.lm_cmd == "study":
+        return _study(args)
     run = load_run(args.run)
     key = jax.random.key(args.seed)
     if args.max_new is not None and args.max_new < 1:
@@ -272,6 +307,59 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(hist, indent=2))
         return 0
     raise ValueError(f"unknown subcommand {args.lm_cmd!r}")  # pragma: no cover
+
+
+def _study(args: argparse.Namespace) -> int:
+    from .corpus import Tokenizer
+    from .grid import STUDY, aggregate_grid, size_epoch_grid
+    from .kg import split_kg
+    from .model import LMConfig
+    from .runs import check_outputs, file_digest, kg_from_file_or_synthetic
+    from .train import TrainConfig
+
+    bad = [f for f in args.fractions if not 0 < f <= 1]
+    if bad:
+        raise ValueError(f"--fractions must each be in (0, 1], got {bad[0]:g}")
+    out = Path(args.out)
+    check_outputs(out, [args.kg])
+    if args.kg and Path(args.kg).resolve() == (out / STUDY).resolve():
+        raise ValueError(f"--out {out} would overwrite the input {args.kg}")
+    kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed)
+    split = split_kg(kg, args.unseen_fraction, seed=args.seed)
+    tok = Tokenizer.fit(kg.triples)
+    configs = [
+        LMConfig(tok.vocab_size, d, args.layers, max(1, d // args.head_dim), args.seq_len)
+        for d in args.sizes
+    ]
+    tc = TrainConfig(batch_size=args.batch_size, lr=args.lr, warmup=args.warmup)
+    data = {
+        "kg": str(Path(args.kg).resolve()) if args.kg else None,
+        "kg_sha256": file_digest(args.kg) if args.kg else None,
+        "entities": None if args.kg else args.entities,
+        "graph_seed": args.seed,
+        "unseen_fraction": args.unseen_fraction,
+    }
+    points = size_epoch_grid(
+        out,
+        split,
+        tok,
+        configs,
+        args.epochs,
+        tc,
+        seeds=args.seeds,
+        fractions=args.fractions,
+        data=data,
+        max_queries=args.max_queries,
+    )
+    print(f"{len(points)} cells in {out}; seen-query hallucination rate (mean ± standard error):")
+    print("fraction  d_model   params  epochs   rate      se  seeds")
+    for r in aggregate_grid(points):
+        print(
+            f"{r['fraction']:8g}  {r['d_model']:7d}  {r['n_params']:7d}  {r['epochs']:6g}  "
+            f"{r['rate']:.3f}  {r['se']:.4f}  {r['n_seeds']:5d}"
+        )
+    print(f"wrote {out / STUDY}")
+    return 0
 
 
 def _report(ctx: ReportContext) -> ReportSection:

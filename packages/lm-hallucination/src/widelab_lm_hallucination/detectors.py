@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Sequence
 
 import jax
@@ -379,8 +380,9 @@ def detectability(
 
     Returns:
         One record per (LM, detector): ``d_model``, ``task``, ``mode``, ``width``,
-        ``auc_pr``, ``prevalence``, ``auroc``, ``n`` (NaN metrics when a half holds a
-        single class).
+        ``auc_pr``, ``prevalence``, ``auroc``, ``n`` and ``auroc_se``, the Hanley-McNeil
+        standard error of the AUROC (:func:`~widelab_lm_hallucination.auroc_standard_error`,
+        with ``prevalence * n`` positives); NaN metrics when a half holds a single class.
     """
     from .baselines import likelihood_scores
     from .hallucination import decode_budget, generate
@@ -418,4 +420,19 @@ def detectability(
                 rec.update(auc_pr=float("nan"), auroc=float("nan"))
             rec.update(prevalence=float(y.mean()), n=len(y))
             out.append(rec)
+    for rec in out:
+        rec["auroc_se"] = _auroc_se(rec)
     return out
+
+
+def _auroc_se(rec: dict) -> float:
+    """Hanley-McNeil standard error of a record's AUROC (NaN when undefined)."""
+    from .baselines import auroc_standard_error
+
+    auc, n, prev = rec.get("auroc"), rec.get("n", 0), rec.get("prevalence")
+    if auc is None or prev is None or not (math.isfinite(auc) and math.isfinite(prev)):
+        return float("nan")
+    n_pos = int(round(prev * n))
+    if n_pos < 1 or n_pos >= n:
+        return float("nan")
+    return auroc_standard_error(float(auc), n_pos, n - n_pos)

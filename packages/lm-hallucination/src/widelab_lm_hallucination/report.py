@@ -1,14 +1,16 @@
 """The lm-hallucination section of ``widelab report``.
 
-Quick mode trains three tiny transformers on a small synthetic KG and plots the
-hallucination rate on seen facts against model size and epochs (Hron et al. 2024,
-Fig. 2 in miniature). Full mode adds a larger graph and more sizes, the data-fraction
+Quick mode trains a grid of tiny transformers on a small synthetic KG, one run per
+(model size, epochs) cell, and plots the hallucination rate on seen facts against
+model size and epochs (Hron et al. 2024, Fig. 2 in miniature), with the rate broken
+down by relation and by subject and object frequency. Full mode adds a larger graph and more sizes, the data-fraction
 study, the compute fit with the Chinchilla comparison, detectors and ReST-EM.
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 
 import jax
 import numpy as np
@@ -47,6 +49,7 @@ def _plot_rates(points, sizes):
 def lm_report(ctx: ReportContext) -> ReportSection:
     """Build the report section (see the module docstring for what runs in each mode)."""
     from .corpus import Tokenizer
+    from .grid import cell_outputs, size_epoch_grid
     from .kg import make_kg, split_kg
     from .model import size_family
     from .studies import (
@@ -54,8 +57,6 @@ def lm_report(ctx: ReportContext) -> ReportSection:
         chinchilla_compute,
         compute_for_rate,
         fit_rate_vs_compute,
-        rate_table,
-        size_epoch_study,
     )
     from .train import TrainConfig
 
@@ -68,7 +69,8 @@ def lm_report(ctx: ReportContext) -> ReportSection:
     sizes = size_family(
         3 if quick else 4, tok.vocab_size, d_min=16, seq_len=seq, n_layers=1 if quick else 2
     )
-    epochs = (4, 8, 16, 32) if quick else (4, 8, 16, 32, 64, 128)
+    # one run per cell: quick mode keeps two epoch settings per size
+    epochs = (8, 32) if quick else (4, 8, 16, 32, 64, 128)
     tc = TrainConfig(
         batch_size=8 if quick else 16, lr=1e-2 if quick else 3e-3, warmup=10, seed=ctx.seed
     )
@@ -79,34 +81,26 @@ def lm_report(ctx: ReportContext) -> ReportSection:
         "layer algebra. A hallucination is a greedy-decoded object that is not among the "
         "KG's valid objects for the query (Hron et al., COLM 2024)."
     )
-    points = size_epoch_study(
-        split,
-        tok,
-        sizes,
-        epochs,
-        tc,
-        fractions=(1.0,) if quick else (0.5, 1.0),
-        progress=ctx.bar,
-    )
+    with tempfile.TemporaryDirectory(prefix="widelab-lm-grid-") as grid_dir:
+        points = size_epoch_grid(
+            grid_dir,
+            split,
+            tok,
+            sizes,
+            epochs,
+            tc,
+            fractions=(1.0,) if quick else (0.5, 1.0),
+            progress=ctx.bar,
+        )
+        largest = [p for p in points if p.fraction == 1.0 and p.d_model == sizes[-1].d_model]
+        queries, flags = cell_outputs(max(largest, key=lambda p: p.epochs).run_dir)
     sec.figure(
         _plot_rates(points, [c.d_model for c in sizes]),
-        "Hallucination rate on seen facts (95% bootstrap bands) against epochs and size.",
+        "Hallucination rate on seen facts (95% bootstrap bands) against epochs and size; "
+        "every point is its own run, trained to the end of its own learning-rate schedule.",
     )
-    sec.table(
-        [
-            "d_model",
-            "params",
-            "epochs",
-            "FLOPs",
-            "seen rate",
-            "low",
-            "high",
-            "unseen rate",
-            "fraction",
-        ],
-        rate_table(points),
-        caption="Greedy hallucination rates (seen: trained queries; unseen: held-out pairs).",
-    )
+    _grid_table(sec, points)
+    _breakdown(sec, split.train, queries, flags)
     full = [p for p in points if p.fraction == 1.0]
     best = min(full, key=lambda p: p.seen)
     sec.metric("lm best seen hallucination rate", best.seen, unit="1", better="lower")
@@ -164,6 +158,84 @@ def lm_report(ctx: ReportContext) -> ReportSection:
     return sec
 
 
+def _grid_table(sec, points):
+    """The grid aggregated per (fraction, size, epochs), with standard errors."""
+    from .grid import aggregate_grid
+
+    agg = aggregate_grid(points)
+    cols = ["fraction", "d_model", "n_params", "epochs", "compute", "rate", "se", "unseen"]
+    sec.table(
+        ["fraction", "d_model", "params", "epochs", "FLOPs", "seen rate", "se", "unseen rate"],
+        [[r[c] for c in cols] for r in agg],
+        caption="Greedy hallucination rates per grid cell (seen: trained queries, with the "
+        "binomial standard error over queries, or the between-seed one with several seeds; "
+        "unseen: held-out pairs).",
+    )
+    full = [r for r in agg if r["fraction"] == 1.0]
+    most = max(r["epochs"] for r in full)
+    by_size = [r for r in full if r["epochs"] == most]
+    sec.metric(
+        f"lm seen rate against size at {most:g} epochs",
+        [r["rate"] for r in by_size],
+        summary=False,
+        unit="1",
+        better="lower",
+        se=[r["se"] for r in by_size],
+    )
+    sec.metric(
+        "lm sizes (non-embedding parameters)",
+        [r["n_params"] for r in by_size],
+        summary=False,
+        unit="parameters",
+        better="neither",
+    )
+    biggest = max(r["d_model"] for r in full)
+    by_ep = [r for r in full if r["d_model"] == biggest]
+    sec.metric(
+        "lm seen rate of the largest model against epochs",
+        [r["rate"] for r in by_ep],
+        summary=False,
+        unit="1",
+        better="lower",
+        se=[r["se"] for r in by_ep],
+    )
+    sec.metric(
+        "lm epochs of the grid",
+        [r["epochs"] for r in by_ep],
+        summary=False,
+        unit="epochs",
+        better="neither",
+    )
+
+
+def _breakdown(sec, train_kg, queries, flags):
+    """Rates of the largest, longest-trained model by relation and by frequency."""
+    from .bounds import rate_by
+
+    rows = []
+    for by in ("relation", "subject", "object"):
+        recs = rate_by(train_kg, queries, flags, by=by)
+        for r in recs:
+            se = math.sqrt(r["rate"] * (1 - r["rate"]) / r["n"])
+            rows.append([by, r["group"], r["n"], r["rate"], se])
+        if by != "relation":
+            sec.metric(
+                f"lm seen rate by {by} frequency (low to high)",
+                [r["rate"] for r in recs],
+                summary=False,
+                unit="1",
+                better="neither",
+                se=[math.sqrt(r["rate"] * (1 - r["rate"]) / r["n"]) for r in recs],
+            )
+    sec.table(
+        ["by", "group", "queries", "rate", "se"],
+        rows,
+        caption="Seen-query hallucination rate of the largest model at the most epochs, by "
+        "relation and by subject / object training frequency (equal-count bins; binomial "
+        "standard errors).",
+    )
+
+
 def _bounds_text(sec, split, sizes):
     """Capacity bound and the popular-object baseline for unseen queries."""
     from .bounds import capacity_bound, popular_object_baseline
@@ -195,12 +267,28 @@ def _bounds_text(sec, split, sizes):
     sec.text(text)
 
 
-def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, widths=(4, 16, 64)):
-    """Detectors against LM and detector size, the validation budget and ReST-EM."""
+def _full_extras(
+    sec,
+    ctx,
+    split,
+    tok,
+    sizes,
+    tc,
+    *,
+    epochs=32,
+    rest_steps=150,
+    widths=(4, 16, 64),
+    det_steps=300,
+    finetune_steps=100,
+):
+    """Detectors against LM and detector size, the validation budget and ReST-EM
+    (``det_steps`` / ``finetune_steps``: training steps of the frozen-LM heads and of
+    the fine-tuned detector)."""
     import dataclasses
 
     from .detectors import DetectorConfig, detectability, validation_budget
     from .hallucination import decode_budget, generate, is_hallucination
+    from .model import param_counts
     from .selftrain import RestConfig, rest_em
     from .studies import train_with_evals
 
@@ -210,17 +298,19 @@ def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, 
         lms.append((cfg, res.state.params))
     key = jax.random.key(ctx.seed)
     seen = list(split.seen)
-    heads = [DetectorConfig(task=t, width=32) for t in ("sentence", "token")]
-    cols = ["d_model", "task", "mode", "width", "auc_pr", "prevalence", "auroc", "n"]
+    heads = [DetectorConfig(task=t, width=32, steps=det_steps) for t in ("sentence", "token")]
+    cols = ["d_model", "task", "mode", "width", "auc_pr", "prevalence", "auroc", "auroc_se", "n"]
     rows = detectability(lms, split.full, tok, seen, heads, key=key)
     sec.table(
         cols,
         [[r[c] for c in cols] for r in rows],
         caption="Frozen-LM detector heads and the LM's own training-free likelihood scores "
-        "(object NLL, token entropy) against LM size (AUC-PR chance = prevalence).",
+        "(object NLL, token entropy) against LM size (AUC-PR chance = prevalence; AUROC "
+        "standard error of Hanley & McNeil 1982).",
     )
-    by_size = [DetectorConfig(width=w) for w in widths]
-    by_size.append(DetectorConfig(mode="finetune", steps=100))
+    _detector_figures(sec, rows, {c.d_model: param_counts(c)["non_embedding"] for c, _ in lms})
+    by_size = [DetectorConfig(width=w, steps=det_steps) for w in widths]
+    by_size.append(DetectorConfig(mode="finetune", steps=finetune_steps))
     rows = detectability(lms[-1:], split.full, tok, seen, by_size, key=key)
     sec.table(
         cols,
@@ -251,3 +341,51 @@ def _full_extras(sec, ctx, split, tok, sizes, tc, *, epochs=32, rest_steps=150, 
     hist, _ = rest_em(cfg, params, tok, split, rc, key=key)
     keys = list(hist[0])
     sec.table(keys, [[h[k] for k in keys] for h in hist], caption="ReST-EM per iteration.")
+
+
+def _detector_label(r) -> str:
+    return r["mode"] if r["width"] == 0 else f"{r['task']} head ({r['mode']})"
+
+
+def _detector_figures(sec, rows, n_params):
+    """AUROC of each detector against LM size, with 95% intervals (1.96 standard errors)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(_detector_label(r) for r in rows))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for label in labels:
+        rs = [r for r in rows if _detector_label(r) == label]
+        x = [n_params[r["d_model"]] for r in rs]
+        auc = [r["auroc"] for r in rs]
+        se = [r["auroc_se"] for r in rs]
+        ax.errorbar(x, auc, yerr=[1.96 * e for e in se], fmt="o-", capsize=3, label=label)
+        sec.metric(
+            f"lm detector AUROC against LM size ({label})",
+            auc,
+            summary=False,
+            unit="1",
+            better="higher",
+            se=se,
+        )
+    sec.metric(
+        "lm detector LM sizes (non-embedding parameters)",
+        sorted(n_params.values()),
+        summary=False,
+        unit="parameters",
+        better="neither",
+    )
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    if len(set(n_params.values())) > 1:
+        ax.set_xscale("log")
+    ax.set_xlabel("LM non-embedding parameters")
+    ax.set_ylabel("AUROC (held-out outputs)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    sec.figure(
+        fig,
+        "Detector AUROC against LM size with 95% intervals (Hanley-McNeil standard errors); "
+        "the dashed line is chance.",
+    )
