@@ -59,6 +59,7 @@ class Nominator:
     """
 
     kind: ClassVar[str] = ""
+    supports_partial_fit_items: ClassVar[bool] = False
 
     def fit(self, user_items, *, user_features=None, item_features=None) -> Nominator:
         """Fit on the pool's ``(n_users, n_pool)`` interactions; returns ``self``."""
@@ -88,6 +89,10 @@ class Nominator:
     def partial_fit_users(self, userids, user_items, *, user_features=None) -> None:
         """Refit (or add) the given users from their pool rows without a full refit."""
         raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_users")
+
+    def partial_fit_items(self, itemids, item_users, *, item_features=None) -> None:
+        """Refit (or add) pool-local items from their ``(items, users)`` rows."""
+        raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_items")
 
     def embeddings(self, userids, *, user_features=None):
         """``(U (n, r), V (n_pool, r))`` with scores ``U Vᵀ``, or None if not factorised.

@@ -20,7 +20,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validate import check_features, check_user_items, check_userids
-from .features import fold_in_users, svd_features, user_fold_in_scale
+from .features import (
+    item_fold_in_scale,
+    svd_features,
+    user_fold_in_scale,
+    user_weights,
+)
+from .incremental import _Incremental
 from .nominators import ALSNominator, Nominator, nominator_from_state
 from .pools import kmeans_pools, learn_pools, random_pools
 from .ranker import MLPRanker
@@ -32,7 +38,7 @@ _ALLOCATIONS = ("random", "kmeans", "learned")
 
 
 @dataclasses.dataclass
-class TwoStageRecommender:
+class TwoStageRecommender(_Incremental):
     """Nominators restricted to item pools plus a ranker re-ranking the union.
 
     Args:
@@ -68,6 +74,8 @@ class TwoStageRecommender:
     user_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     fold_in: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    item_fold_in: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    user_weight: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         if self.nominators is None:
@@ -107,6 +115,8 @@ class TwoStageRecommender:
         n_users, n_items = m.shape
         fu, gi = svd_features(m, self.feature_dim, seed=self.seed)
         self.fold_in = user_fold_in_scale(m, fu, gi)
+        self.item_fold_in = item_fold_in_scale(m, fu, gi)
+        self.user_weight = user_weights(m)
         if user_features is not None:
             fu = np.hstack([check_features(user_features, n_users, "user_features"), fu])
         if item_features is not None:
@@ -326,75 +336,6 @@ class TwoStageRecommender:
             block=batch_size,
         )
 
-    def _fold_in_users(self, rows, user_features=None):
-        """Features of users given by their rows: extra features (if the model was fitted
-        with any) followed by SVD features folded in from the rows."""
-        if self.fold_in is None:
-            raise ValueError(
-                "this model has no fold-in scale (saved by an older version); refit it"
-            )
-        d = self.feature_dim
-        svd = fold_in_users(rows, self.item_features[:, -d:], self.fold_in)
-        n_extra = self.user_features.shape[1] - d
-        if n_extra == 0:
-            return svd
-        if user_features is None:
-            raise ValueError(
-                f"the model was fitted with {n_extra} user feature columns; pass "
-                "user_features for these users (partial_fit_users(..., user_features=...))"
-            )
-        extra = check_features(user_features, rows.shape[0], "user_features")
-        if extra.shape[1] != n_extra:
-            raise ValueError(f"user_features must have {n_extra} columns; got {extra.shape[1]}")
-        return np.hstack([extra, svd])
-
-    def partial_fit_users(self, userids, user_items, user_features=None):
-        """Fit new users, or refit existing ones, without refitting the model (implicit's
-        ``partial_fit_users``).
-
-        Each user's SVD features are folded in from its row (:func:`fold_in_users`), each
-        nominator refits the user on its pool's columns (ALS: implicit's least-squares
-        user step against the fixed item factors, Hu et al. 2008, eq. 4; JAX nominators:
-        nothing to fit, the user side is a function of the features), and the ranker
-        gives new users a zero id embedding (existing users keep theirs). Ids beyond the
-        known users extend the model; skipped ids get zero features.
-
-        Args:
-            userids: ``(n,)`` distinct non-negative user ids.
-            user_items: sparse ``(n, n_items)`` rows, one per id.
-            user_features: ``(n, F)`` extra features, required when the model was fitted
-                with ``user_features``.
-
-        Returns:
-            ``self``.
-
-        Raises:
-            ValueError: for repeated or negative ids, or rows of the wrong shape.
-        """
-        self._check_fitted()
-        ids = np.atleast_1d(np.asarray(userids))
-        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer) or ids.size == 0:
-            raise ValueError(f"userids must be a non-empty 1-D int array; got {ids!r}")
-        if ids.min() < 0 or np.unique(ids).size != ids.size:
-            raise ValueError("userids must be distinct non-negative ids")
-        rows = self._check_rows(user_items, len(ids))
-        fu_new = self._fold_in_users(rows, user_features)
-        n_old = self.user_features.shape[0]
-        n_new = max(n_old, int(ids.max()) + 1)
-        fu = np.zeros((n_new, self.user_features.shape[1]), np.float32)
-        fu[:n_old] = self.user_features
-        fu[ids] = fu_new
-        self.user_features = fu
-        p = self.ranker.params
-        if n_new > n_old:
-            extra = np.zeros((n_new - n_old, p["P"].shape[1]), np.float32)
-            self.ranker.params = {**p, "P": np.concatenate([np.asarray(p["P"]), extra])}
-        by_column = rows.tocsc()
-        for j, nom in enumerate(self.nominators):
-            pool_rows = by_column[:, self._pool_items(j)].tocsr()
-            nom.partial_fit_users(ids, pool_rows, user_features=self.user_features)
-        return self
-
     def _ranker_embeddings(self):
         p = self.ranker.params
         eu = np.asarray(p["P"]) + self.user_features @ np.asarray(p["Au"])
@@ -478,8 +419,9 @@ class TwoStageRecommender:
             "user_features": self.user_features,
             "item_features": self.item_features,
         }
-        if self.fold_in is not None:
-            arrays["fold_in"] = self.fold_in
+        for name in ("fold_in", "item_fold_in", "user_weight"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         nom_configs = []
         for j, nom in enumerate(self.nominators):
             cfg, arr = nom.state()
@@ -549,6 +491,8 @@ class TwoStageRecommender:
         rec.user_features = data["user_features"]
         rec.item_features = data["item_features"]
         rec.fold_in = data.get("fold_in")
+        rec.item_fold_in = data.get("item_fold_in")
+        rec.user_weight = data.get("user_weight")
         return rec
 
 
