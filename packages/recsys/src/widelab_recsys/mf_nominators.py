@@ -32,8 +32,10 @@ class _ImplicitNominator(Nominator):
     def _make(self):
         raise NotImplementedError
 
-    def fit(self, user_items, *, user_features=None, item_features=None):
+    def fit(self, user_items, *, user_features=None, item_features=None, sample_weight=None):
         m = check_user_items(user_items)
+        if sample_weight is not None:
+            m = _weighted(m, sample_weight, type(self).__name__)
         with single_threaded_blas():
             self.model = self._make()
             self.model.fit(m, show_progress=False)
@@ -152,6 +154,23 @@ class _ImplicitNominator(Nominator):
         self.model.user_factors = np.ascontiguousarray(arrays["user_factors"])
         self.model.item_factors = np.ascontiguousarray(arrays["item_factors"])
         return self
+
+
+def _weighted(m, sample_weight, name):
+    """Interactions times their weights (ALS: confidence ``c_ui = alpha w_ui r_ui``)."""
+    if name == "BPRNominator":
+        raise ValueError(
+            "BPRNominator cannot use sample_weight: implicit's BPR reads only which "
+            "entries are nonzero"
+        )
+    w = sp.csr_matrix(sample_weight)
+    if w.shape != m.shape:
+        raise ValueError(f"sample_weight must have shape {m.shape}; got {w.shape}")
+    if w.nnz and (not np.isfinite(w.data).all() or w.data.min() < 0):
+        raise ValueError("sample_weight must hold finite non-negative weights")
+    out = sp.csr_matrix(m.multiply(w), dtype=np.float32)
+    out.eliminate_zeros()
+    return out
 
 
 @dataclasses.dataclass

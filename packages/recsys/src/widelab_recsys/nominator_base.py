@@ -61,8 +61,13 @@ class Nominator:
     kind: ClassVar[str] = ""
     supports_partial_fit_items: ClassVar[bool] = False
 
-    def fit(self, user_items, *, user_features=None, item_features=None) -> Nominator:
-        """Fit on the pool's ``(n_users, n_pool)`` interactions; returns ``self``."""
+    def fit(
+        self, user_items, *, user_features=None, item_features=None, sample_weight=None
+    ) -> Nominator:
+        """Fit on the pool's ``(n_users, n_pool)`` interactions; returns ``self``.
+
+        ``sample_weight`` (sparse, same shape) weighs each observed pair, e.g. by
+        :func:`ranker_importance_weights`; pairs it leaves out weigh 0."""
         raise NotImplementedError
 
     def nominate(

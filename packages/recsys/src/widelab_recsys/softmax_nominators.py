@@ -2,7 +2,8 @@
 
 They are trained on the multinomial likelihood of each user's items (Liang et al. 2018,
 eq. 2), ``L = -Σ_u Σ_i y_ui log softmax_i(s(u, ·)) / Σ_ui y_ui`` over the users of a batch
-(heavy users weigh more, as in the count data).
+(heavy users weigh more, as in the count data). With ``sample_weight`` the targets
+``y_ui`` become ``w_ui y_ui`` (importance-weighted training, :mod:`.weighting`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import scipy.sparse as sp
 from widelab_core.validate import require_float, require_int
 
 from ._validate import check_features, check_user_items
@@ -58,7 +60,7 @@ class _JaxNominator(Nominator):
         """Scores ``(batch, n_pool)`` for user features ``fu`` and item features ``gi``."""
         raise NotImplementedError
 
-    def fit(self, user_items, *, user_features=None, item_features=None):
+    def fit(self, user_items, *, user_features=None, item_features=None, sample_weight=None):
         m = check_user_items(user_items)
         n_users, n_items = m.shape
         if user_features is None or item_features is None:
@@ -82,6 +84,13 @@ class _JaxNominator(Nominator):
         n_batches = -(-n_users // bs)
         binary = m.copy()
         binary.data[:] = 1.0
+        if sample_weight is not None:
+            w = sp.csr_matrix(sample_weight)
+            if w.shape != m.shape:
+                raise ValueError(f"sample_weight must have shape {m.shape}; got {w.shape}")
+            if w.nnz and (not np.isfinite(w.data).all() or w.data.min() < 0):
+                raise ValueError("sample_weight must hold finite non-negative weights")
+            binary = sp.csr_matrix(binary.multiply(w), dtype=np.float32)
         for _ in range(self.epochs):
             order = np.resize(rng.permutation(n_users), n_batches * bs)
             for b in range(n_batches):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from widelab_core.validate import require_float
 
 from ._validate import check_features, check_user_items, check_userids
 from .features import (
@@ -31,10 +32,12 @@ from .nominators import ALSNominator, Nominator, nominator_from_state
 from .pools import kmeans_pools, learn_pools, random_pools
 from .ranker import MLPRanker
 from .serving import cosine_topk, rank_union, serve
+from .weighting import ranker_importance_weights
 
 __all__ = ["TwoStageRecommender"]
 
 _ALLOCATIONS = ("random", "kmeans", "learned")
+_WEIGHTINGS = ("independent", "ranker")
 
 
 @dataclasses.dataclass
@@ -50,6 +53,11 @@ class TwoStageRecommender(_Incremental):
         candidates_per_nominator: ``k``, candidates each nominator passes on.
         feature_dim: dimension of the SVD features added to any given features.
         seed: seed of features, pools and models that take no seed of their own.
+        nominator_weighting: ``"independent"`` (every observed pair weighs 1) or
+            ``"ranker"``: the ranker is fitted first and each pair ``(u, i)`` weighs
+            ``π_R(i | u)`` in the nominators' losses (importance-weighted training, Ma et
+            al. 2020; :func:`ranker_importance_weights`).
+        weighting_temperature: ``τ`` of the ranker's softmax for ``"ranker"`` weighting.
 
     Example:
         >>> import scipy.sparse as sp
@@ -70,6 +78,8 @@ class TwoStageRecommender(_Incremental):
     candidates_per_nominator: int = 50
     feature_dim: int = 16
     seed: int = 0
+    nominator_weighting: str = "independent"
+    weighting_temperature: float = 1.0
     pools: np.ndarray | None = dataclasses.field(default=None, repr=False)
     user_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
@@ -87,6 +97,12 @@ class TwoStageRecommender(_Incremental):
             self.ranker = MLPRanker(seed=self.seed)
         if self.allocation not in _ALLOCATIONS:
             raise ValueError(f"allocation must be one of {_ALLOCATIONS}; got {self.allocation!r}")
+        if self.nominator_weighting not in _WEIGHTINGS:
+            raise ValueError(
+                f"nominator_weighting must be one of {_WEIGHTINGS}; "
+                f"got {self.nominator_weighting!r}"
+            )
+        require_float(self.weighting_temperature, "weighting_temperature", min=0, min_open=True)
         if self.candidates_per_nominator < 1:
             raise ValueError("candidates_per_nominator must be >= 1")
 
@@ -136,22 +152,29 @@ class TwoStageRecommender(_Incremental):
             self.pools = kmeans_pools(gi, p, seed=self.seed)
         else:
             self.pools = learn_pools(m, p, user_features=fu, item_features=gi, seed=self.seed).pools
-        self.fit_nominators(m)
         self.ranker.fit(m, fu, gi)
+        weights = None
+        if self.nominator_weighting == "ranker":
+            weights = ranker_importance_weights(
+                self.ranker, m, fu, gi, temperature=self.weighting_temperature
+            )
+        self.fit_nominators(m, sample_weight=weights)
         self._n_users, self._n_items = n_users, n_items
         return self
 
-    def fit_nominators(self, user_items) -> None:
+    def fit_nominators(self, user_items, sample_weight=None) -> None:
         """(Re)fit every nominator on its pool's columns (pools and features must be set).
 
         Args:
             user_items: sparse ``(n_users, n_items)`` interactions.
+            sample_weight: optional sparse ``(n_users, n_items)`` weights of the pairs.
 
         Raises:
             ValueError: if a pool is empty.
         """
         m = check_user_items(user_items)
         by_column = m.tocsc()  # column slices of CSC are cheap; CSR would copy per row
+        w_cols = None if sample_weight is None else sp.csc_matrix(sample_weight)
         for j, nom in enumerate(self.nominators):
             cols = self._pool_items(j)
             if cols.size == 0:
@@ -160,6 +183,7 @@ class TwoStageRecommender(_Incremental):
                 by_column[:, cols].tocsr(),
                 user_features=self.user_features,
                 item_features=self.item_features[cols],
+                sample_weight=None if w_cols is None else w_cols[:, cols].tocsr(),
             )
 
     def _pool_items(self, j: int) -> np.ndarray:
@@ -436,6 +460,8 @@ class TwoStageRecommender(_Incremental):
             "candidates_per_nominator": self.candidates_per_nominator,
             "feature_dim": self.feature_dim,
             "seed": self.seed,
+            "nominator_weighting": self.nominator_weighting,
+            "weighting_temperature": self.weighting_temperature,
             "nominators": nom_configs,
             "ranker": self.ranker.config(),
         }
@@ -486,6 +512,8 @@ class TwoStageRecommender(_Incremental):
             candidates_per_nominator=meta["candidates_per_nominator"],
             feature_dim=meta["feature_dim"],
             seed=meta["seed"],
+            nominator_weighting=meta.get("nominator_weighting", "independent"),
+            weighting_temperature=meta.get("weighting_temperature", 1.0),
         )
         rec.pools = data["pools"]
         rec.user_features = data["user_features"]
