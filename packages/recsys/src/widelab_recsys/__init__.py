@@ -43,6 +43,7 @@ from .pools import MoEResult, kmeans_pools, learn_pools, random_pools
 from .ranker import MLPRanker
 from .studies import independent_vs_aligned_study, pool_allocation_study, random_recommendation
 from .two_stage import TwoStageRecommender, recommend_all
+from .weighting import ranker_importance_weights
 
 __version__ = "0.1.0"
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "nominator_from_state",
     "precision_at_k",
     "random_pools",
+    "ranker_importance_weights",
     "ranking_metrics",
     "recall_at_k",
     "recommend_all",

@@ -7,7 +7,14 @@ import scipy.sparse as sp
 
 from ._validate import check_user_items
 
-__all__ = ["fold_in_users", "svd_features", "user_fold_in_scale"]
+__all__ = [
+    "fold_in_items",
+    "fold_in_users",
+    "item_fold_in_scale",
+    "svd_features",
+    "user_fold_in_scale",
+    "user_weights",
+]
 
 
 def svd_features(user_items, dim: int = 16, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -102,4 +109,70 @@ def fold_in_users(user_items, item_features, scale) -> np.ndarray:
         True
     """
     proj = np.asarray(_scaled_binary(user_items) @ item_features, dtype=np.float32)
+    return (proj / np.asarray(scale, np.float32)[None, :]).astype(np.float32)
+
+
+def user_weights(user_items) -> np.ndarray:
+    """Row scales ``w_u = 1/sqrt(max(activity_u, 1))`` of :func:`svd_features`' matrix ``B``.
+
+    Args:
+        user_items: sparse ``(n_users, n_items)`` interactions.
+
+    Returns:
+        ``(n_users,)`` float32 weights (activity counts distinct items).
+    """
+    act = np.diff(check_user_items(user_items).indptr)
+    return (1.0 / np.sqrt(np.maximum(act, 1.0))).astype(np.float32)
+
+
+def item_fold_in_scale(user_items, user_features, item_features) -> np.ndarray:
+    """Per-component scale ``c'`` with ``item_features ≈ (Bᵀ user_features) / c'``.
+
+    The item side of :func:`user_fold_in_scale`: for ``B = U S Vᵀ``,
+    ``Bᵀ f = V S^{3/2} / σ_u = g · (S σ_v / σ_u)``, so a new item's features are its scaled
+    column times the user features divided by ``c' = S σ_v / σ_u`` (Sarwar et al. 2002),
+    ``c'`` fitted per component by least squares on the training items.
+
+    Args:
+        user_items: the training matrix the features were computed from.
+        user_features: ``(n_users, dim)`` its SVD user features.
+        item_features: ``(n_items, dim)`` its SVD item features.
+
+    Returns:
+        ``(dim,)`` float32 scale (1 where a component is empty).
+    """
+    proj = np.asarray(_scaled_binary(user_items).T @ user_features, dtype=np.float64)
+    g = np.asarray(item_features, dtype=np.float64)
+    den = (g * g).sum(axis=0)
+    c = np.where(den > 0, (proj * g).sum(axis=0) / np.where(den > 0, den, 1.0), 1.0)
+    c[np.abs(c) < 1e-12] = 1.0
+    return c.astype(np.float32)
+
+
+def fold_in_items(item_users, user_features, weights, scale) -> np.ndarray:
+    """SVD features of items from their ``(items, users)`` rows (implicit's ``item_users``).
+
+    ``g_i = Σ_u [x_ui > 0] w_u f_u / c'`` with the training users' weights ``w_u``
+    (:func:`user_weights`) and the scale of :func:`item_fold_in_scale`.
+
+    Args:
+        item_users: sparse ``(n, n_users)`` rows, one per item.
+        user_features: ``(n_users, dim)`` SVD user features of the fitted model.
+        weights: ``(n_users,)`` from :func:`user_weights`.
+        scale: ``(dim,)`` from :func:`item_fold_in_scale`.
+
+    Returns:
+        ``(n, dim)`` float32 item features.
+
+    Example:
+        >>> m = sp.random(60, 30, density=0.2, format="csr", random_state=0)
+        >>> fu, gi = svd_features(m, 4)
+        >>> c = item_fold_in_scale(m, fu, gi)
+        >>> g = fold_in_items(m.T.tocsr(), fu, user_weights(m), c)
+        >>> bool(np.abs(g - gi).max() < 0.1)
+        True
+    """
+    b = check_user_items(item_users).copy()
+    b.data[:] = 1.0
+    proj = np.asarray(b @ (np.asarray(weights, np.float32)[:, None] * user_features))
     return (proj / np.asarray(scale, np.float32)[None, :]).astype(np.float32)

@@ -18,21 +18,30 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from widelab_core.validate import require_float
 
 from ._validate import check_features, check_user_items, check_userids
-from .features import fold_in_users, svd_features, user_fold_in_scale
+from .features import (
+    item_fold_in_scale,
+    svd_features,
+    user_fold_in_scale,
+    user_weights,
+)
+from .incremental import _Incremental
 from .nominators import ALSNominator, Nominator, nominator_from_state
 from .pools import kmeans_pools, learn_pools, random_pools
 from .ranker import MLPRanker
 from .serving import cosine_topk, rank_union, serve
+from .weighting import ranker_importance_weights
 
 __all__ = ["TwoStageRecommender"]
 
 _ALLOCATIONS = ("random", "kmeans", "learned")
+_WEIGHTINGS = ("independent", "ranker")
 
 
 @dataclasses.dataclass
-class TwoStageRecommender:
+class TwoStageRecommender(_Incremental):
     """Nominators restricted to item pools plus a ranker re-ranking the union.
 
     Args:
@@ -44,6 +53,11 @@ class TwoStageRecommender:
         candidates_per_nominator: ``k``, candidates each nominator passes on.
         feature_dim: dimension of the SVD features added to any given features.
         seed: seed of features, pools and models that take no seed of their own.
+        nominator_weighting: ``"independent"`` (every observed pair weighs 1) or
+            ``"ranker"``: the ranker is fitted first and each pair ``(u, i)`` weighs
+            ``π_R(i | u)`` in the nominators' losses (importance-weighted training, Ma et
+            al. 2020; :func:`ranker_importance_weights`).
+        weighting_temperature: ``τ`` of the ranker's softmax for ``"ranker"`` weighting.
 
     Example:
         >>> import scipy.sparse as sp
@@ -64,10 +78,14 @@ class TwoStageRecommender:
     candidates_per_nominator: int = 50
     feature_dim: int = 16
     seed: int = 0
+    nominator_weighting: str = "independent"
+    weighting_temperature: float = 1.0
     pools: np.ndarray | None = dataclasses.field(default=None, repr=False)
     user_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     fold_in: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    item_fold_in: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    user_weight: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
         if self.nominators is None:
@@ -79,6 +97,12 @@ class TwoStageRecommender:
             self.ranker = MLPRanker(seed=self.seed)
         if self.allocation not in _ALLOCATIONS:
             raise ValueError(f"allocation must be one of {_ALLOCATIONS}; got {self.allocation!r}")
+        if self.nominator_weighting not in _WEIGHTINGS:
+            raise ValueError(
+                f"nominator_weighting must be one of {_WEIGHTINGS}; "
+                f"got {self.nominator_weighting!r}"
+            )
+        require_float(self.weighting_temperature, "weighting_temperature", min=0, min_open=True)
         if self.candidates_per_nominator < 1:
             raise ValueError("candidates_per_nominator must be >= 1")
 
@@ -107,6 +131,8 @@ class TwoStageRecommender:
         n_users, n_items = m.shape
         fu, gi = svd_features(m, self.feature_dim, seed=self.seed)
         self.fold_in = user_fold_in_scale(m, fu, gi)
+        self.item_fold_in = item_fold_in_scale(m, fu, gi)
+        self.user_weight = user_weights(m)
         if user_features is not None:
             fu = np.hstack([check_features(user_features, n_users, "user_features"), fu])
         if item_features is not None:
@@ -126,22 +152,29 @@ class TwoStageRecommender:
             self.pools = kmeans_pools(gi, p, seed=self.seed)
         else:
             self.pools = learn_pools(m, p, user_features=fu, item_features=gi, seed=self.seed).pools
-        self.fit_nominators(m)
         self.ranker.fit(m, fu, gi)
+        weights = None
+        if self.nominator_weighting == "ranker":
+            weights = ranker_importance_weights(
+                self.ranker, m, fu, gi, temperature=self.weighting_temperature
+            )
+        self.fit_nominators(m, sample_weight=weights)
         self._n_users, self._n_items = n_users, n_items
         return self
 
-    def fit_nominators(self, user_items) -> None:
+    def fit_nominators(self, user_items, sample_weight=None) -> None:
         """(Re)fit every nominator on its pool's columns (pools and features must be set).
 
         Args:
             user_items: sparse ``(n_users, n_items)`` interactions.
+            sample_weight: optional sparse ``(n_users, n_items)`` weights of the pairs.
 
         Raises:
             ValueError: if a pool is empty.
         """
         m = check_user_items(user_items)
         by_column = m.tocsc()  # column slices of CSC are cheap; CSR would copy per row
+        w_cols = None if sample_weight is None else sp.csc_matrix(sample_weight)
         for j, nom in enumerate(self.nominators):
             cols = self._pool_items(j)
             if cols.size == 0:
@@ -150,6 +183,7 @@ class TwoStageRecommender:
                 by_column[:, cols].tocsr(),
                 user_features=self.user_features,
                 item_features=self.item_features[cols],
+                sample_weight=None if w_cols is None else w_cols[:, cols].tocsr(),
             )
 
     def _pool_items(self, j: int) -> np.ndarray:
@@ -326,75 +360,6 @@ class TwoStageRecommender:
             block=batch_size,
         )
 
-    def _fold_in_users(self, rows, user_features=None):
-        """Features of users given by their rows: extra features (if the model was fitted
-        with any) followed by SVD features folded in from the rows."""
-        if self.fold_in is None:
-            raise ValueError(
-                "this model has no fold-in scale (saved by an older version); refit it"
-            )
-        d = self.feature_dim
-        svd = fold_in_users(rows, self.item_features[:, -d:], self.fold_in)
-        n_extra = self.user_features.shape[1] - d
-        if n_extra == 0:
-            return svd
-        if user_features is None:
-            raise ValueError(
-                f"the model was fitted with {n_extra} user feature columns; pass "
-                "user_features for these users (partial_fit_users(..., user_features=...))"
-            )
-        extra = check_features(user_features, rows.shape[0], "user_features")
-        if extra.shape[1] != n_extra:
-            raise ValueError(f"user_features must have {n_extra} columns; got {extra.shape[1]}")
-        return np.hstack([extra, svd])
-
-    def partial_fit_users(self, userids, user_items, user_features=None):
-        """Fit new users, or refit existing ones, without refitting the model (implicit's
-        ``partial_fit_users``).
-
-        Each user's SVD features are folded in from its row (:func:`fold_in_users`), each
-        nominator refits the user on its pool's columns (ALS: implicit's least-squares
-        user step against the fixed item factors, Hu et al. 2008, eq. 4; JAX nominators:
-        nothing to fit, the user side is a function of the features), and the ranker
-        gives new users a zero id embedding (existing users keep theirs). Ids beyond the
-        known users extend the model; skipped ids get zero features.
-
-        Args:
-            userids: ``(n,)`` distinct non-negative user ids.
-            user_items: sparse ``(n, n_items)`` rows, one per id.
-            user_features: ``(n, F)`` extra features, required when the model was fitted
-                with ``user_features``.
-
-        Returns:
-            ``self``.
-
-        Raises:
-            ValueError: for repeated or negative ids, or rows of the wrong shape.
-        """
-        self._check_fitted()
-        ids = np.atleast_1d(np.asarray(userids))
-        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer) or ids.size == 0:
-            raise ValueError(f"userids must be a non-empty 1-D int array; got {ids!r}")
-        if ids.min() < 0 or np.unique(ids).size != ids.size:
-            raise ValueError("userids must be distinct non-negative ids")
-        rows = self._check_rows(user_items, len(ids))
-        fu_new = self._fold_in_users(rows, user_features)
-        n_old = self.user_features.shape[0]
-        n_new = max(n_old, int(ids.max()) + 1)
-        fu = np.zeros((n_new, self.user_features.shape[1]), np.float32)
-        fu[:n_old] = self.user_features
-        fu[ids] = fu_new
-        self.user_features = fu
-        p = self.ranker.params
-        if n_new > n_old:
-            extra = np.zeros((n_new - n_old, p["P"].shape[1]), np.float32)
-            self.ranker.params = {**p, "P": np.concatenate([np.asarray(p["P"]), extra])}
-        by_column = rows.tocsc()
-        for j, nom in enumerate(self.nominators):
-            pool_rows = by_column[:, self._pool_items(j)].tocsr()
-            nom.partial_fit_users(ids, pool_rows, user_features=self.user_features)
-        return self
-
     def _ranker_embeddings(self):
         p = self.ranker.params
         eu = np.asarray(p["P"]) + self.user_features @ np.asarray(p["Au"])
@@ -478,8 +443,9 @@ class TwoStageRecommender:
             "user_features": self.user_features,
             "item_features": self.item_features,
         }
-        if self.fold_in is not None:
-            arrays["fold_in"] = self.fold_in
+        for name in ("fold_in", "item_fold_in", "user_weight"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
         nom_configs = []
         for j, nom in enumerate(self.nominators):
             cfg, arr = nom.state()
@@ -494,6 +460,8 @@ class TwoStageRecommender:
             "candidates_per_nominator": self.candidates_per_nominator,
             "feature_dim": self.feature_dim,
             "seed": self.seed,
+            "nominator_weighting": self.nominator_weighting,
+            "weighting_temperature": self.weighting_temperature,
             "nominators": nom_configs,
             "ranker": self.ranker.config(),
         }
@@ -544,11 +512,15 @@ class TwoStageRecommender:
             candidates_per_nominator=meta["candidates_per_nominator"],
             feature_dim=meta["feature_dim"],
             seed=meta["seed"],
+            nominator_weighting=meta.get("nominator_weighting", "independent"),
+            weighting_temperature=meta.get("weighting_temperature", 1.0),
         )
         rec.pools = data["pools"]
         rec.user_features = data["user_features"]
         rec.item_features = data["item_features"]
         rec.fold_in = data.get("fold_in")
+        rec.item_fold_in = data.get("item_fold_in")
+        rec.user_weight = data.get("user_weight")
         return rec
 
 
