@@ -87,7 +87,7 @@ def test_unsupported_arguments_are_refused_clearly():
     with pytest.raises(NotImplementedError, match="dimension_numbers"):
         stax.Conv(3, (2, 2), dimension_numbers=("NCHW", "OIHW", "NCHW"))
     with pytest.raises(TypeError, match="stax.serial argument 1"):
-        stax.serial(stax.Relu(), (lambda: 0, lambda: 0, lambda: 0))
+        stax.serial(stax.Relu(), (lambda: 0, lambda: 0))
     # NT's defaults are accepted even where widelab has no such argument
     assert stax.Dense(3, batch_axis=0, channel_axis=-1, s=(1, 1)).layer == L.Dense(3)
 

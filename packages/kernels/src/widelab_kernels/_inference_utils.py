@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 
 _GETS = ("nngp", "ntk")
+#: Prediction modes: the two kernels, and the NTK-GP posterior (He et al. 2020).
+_PREDICTIONS = ("nngp", "ntk", "ntkgp")
 
 
 # Validation -------------------------------------------------------------------------
@@ -138,11 +140,18 @@ def _field(k, name: str, what: str, *, plain_ok: bool) -> Any:
     return v
 
 
-def _names(get) -> tuple[str, ...]:
+def _names(get, allowed: tuple[str, ...] = _PREDICTIONS) -> tuple[str, ...]:
+    """``get`` as a tuple of names from ``allowed`` (``None``: ``("nngp", "ntk")``)."""
     names = _GETS if get is None else ((get,) if isinstance(get, str) else tuple(get))
-    if not names or any(g not in _GETS for g in names):
-        raise ValueError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    if not names or any(g not in allowed for g in names):
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"get must be one of {options} or a tuple of them, got {get!r}")
     return names
+
+
+def _kernel_of(g: str) -> str:
+    """The kernel a prediction mode is computed from (``ntkgp`` uses the NTK)."""
+    return "ntk" if g == "ntkgp" else g
 
 
 @functools.cache

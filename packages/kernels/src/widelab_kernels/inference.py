@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
-from jax.experimental.ode import odeint
 from widelab_core.validate import require_float
 
 from ._inference_utils import (
@@ -50,6 +49,7 @@ from ._inference_utils import (
     _field_or_none,
     _in_eigenbasis,
     _is_plain,
+    _kernel_of,
     _Layout,
     _lead,
     _matrix_fn,
@@ -62,6 +62,7 @@ from ._inference_utils import (
     _targets,
     _times,
 )
+from .inference_ode import cross_entropy_loss_grad, gradient_descent, mse_loss_grad
 
 
 class Gaussian(NamedTuple):
@@ -111,6 +112,10 @@ def gp_inference(
     ``get="ntk"``: the ``t = inf`` limit of an infinite ensemble of wide networks trained
     by gradient descent on MSE (Lee et al. 2019, eq. 16): mean ``Theta_xX Theta^{-1} Y``,
     covariance ``K_xx - A K_Xx - K_xX A^T + A K_XX A^T`` with ``A = Theta_xX Theta^{-1}``.
+    ``get="ntkgp"``: the posterior of a GP whose prior covariance is the NTK (He et al.
+    2020, "Bayesian deep ensembles via the neural tangent kernel", eq. 6; the limit of
+    their ensembles with an added function-space randomisation): the NTK mean and
+    covariance ``Theta_xx - Theta_xX Theta^{-1} Theta_Xx``.
     ``diag_reg`` is added to ``K_XX`` or ``Theta_XX`` where inverted (not in ``A K_XX A^T``).
 
     Args:
@@ -122,10 +127,12 @@ def gp_inference(
         diag_reg_absolute_scale: ``diag_reg`` in absolute units.
 
     Returns:
-        ``predict(get, k_test_train, k_test_test=None)``: for each name in ``get``, the mean
-        ``(m, k)``, or :class:`Gaussian` ``(mean, covariance (m, m))`` when the test-test
-        NNGP ``k_test_test`` is given (a plain matrix there is the NNGP). ``get`` a string
-        gives one result, a tuple a named tuple of results. Cholesky factors are cached.
+        ``predict(get, k_test_train, k_test_test=None)``: for each name in ``get``
+        (``"nngp"``, ``"ntk"``, ``"ntkgp"``), the mean ``(m, k)``, or :class:`Gaussian`
+        ``(mean, covariance (m, m))`` when the test-test kernel ``k_test_test`` is given
+        (its NNGP for ``"nngp"`` and ``"ntk"``, its NTK for ``"ntkgp"``; a plain matrix is
+        the one needed when ``get`` names one mode). ``get`` a string gives one result, a
+        tuple a named tuple of results. Cholesky factors are cached.
 
     Raises:
         ValueError: shapes do not fit; a kernel is non-finite, asymmetric or (with the
@@ -176,29 +183,33 @@ def gp_inference(
         names = _names(get)
         out = {}
         for g in names:
-            plain = len(names) == 1 and (g == "nngp" or k_test_test is None)
+            kg = _kernel_of(g)
+            # NNGP and NTK-GP covariances need only their own kernel, so a plain
+            # matrix is unambiguous there; the NTK covariance needs both kernels.
+            plain = len(names) == 1 and (g != "ntk" or k_test_test is None)
             if not plain:
-                _field(k_train_train, g, "gp_inference: k_train_train", plain_ok=False)
+                _field(k_train_train, kg, "gp_inference: k_train_train", plain_ok=False)
             kt = _as_float(
-                _field(k_test_train, g, "gp_inference: k_test_train", plain_ok=plain),
-                f"gp_inference: k_test_train.{g}",
+                _field(k_test_train, kg, "gp_inference: k_test_train", plain_ok=plain),
+                f"gp_inference: k_test_train.{kg}",
             )
             if kt.ndim != 2 or kt.shape[1] != n:
                 raise ValueError(
-                    f"gp_inference: k_test_train.{g} must be (n_test, {n}), got {kt.shape}"
+                    f"gp_inference: k_test_train.{kg} must be (n_test, {n}), got {kt.shape}"
                 )
-            mean = kt @ solve(g, y.astype(kt.dtype))
+            mean = kt @ solve(kg, y.astype(kt.dtype))
             if k_test_test is None:
                 out[g] = mean
                 continue
             m = kt.shape[0]
+            prior = "nngp" if g == "ntk" else kg  # the prior the test-test kernel gives
             ktt = _square(
-                _field(k_test_test, "nngp", "gp_inference: k_test_test", plain_ok=True),
+                _field(k_test_test, prior, "gp_inference: k_test_test", plain_ok=True),
                 m,
-                "gp_inference: k_test_test.nngp",
+                f"gp_inference: k_test_test.{prior}",
             )
-            if g == "nngp":
-                cov = ktt - kt @ solve(g, kt.T)
+            if g != "ntk":
+                cov = ktt - kt @ solve(kg, kt.T)
             else:
                 kx = _as_float(
                     _field(k_test_train, "nngp", "gp_inference: k_test_train", plain_ok=False),
@@ -405,7 +416,10 @@ def gradient_descent_mse_ensemble(
     mean ``Theta_xX P_t Y``, covariance ``K_xx - A K_Xx - K_xX A^T + A K_XX A^T``,
     ``A = Theta_xX P_t``. ``get="nngp"`` (only the readout trained, the NNGP as the
     tangent kernel): mean ``K_xX K^{-1}(I - e^{-tau K}) Y``, covariance
-    ``K_xx - K_xX K^{-1}(I - e^{-2 tau K}) K_Xx``. ``t = None`` is :func:`gp_inference`.
+    ``K_xx - K_xX K^{-1}(I - e^{-2 tau K}) K_Xx``. ``get="ntkgp"`` (He et al. 2020: the
+    linearised networks start from the NTK prior, ``f_0 ~ GP(0, Theta)``): the NTK mean
+    and covariance ``Theta_xx - Theta_xX Theta^{-1}(I - e^{-2 tau Theta}) Theta_Xx``.
+    ``t = None`` is :func:`gp_inference`.
 
     Args:
         kernel_fn_or_matrices: either ``kernel_fn(x1, x2, get=..., **kwargs)`` (as
@@ -485,7 +499,16 @@ def gradient_descent_mse_ensemble(
         k_test_test=None,
     ):
         names = _names(get)
-        deps = tuple(g for g in _GETS if g in names or (g == "nngp" and compute_cov))
+        kinds = {_kernel_of(g) for g in names}
+        deps = tuple(
+            g for g in _GETS if g in kinds or (g == "nngp" and compute_cov and "ntk" in names)
+        )
+        # The test-test prior: the NNGP for nngp and ntk, the NTK for ntkgp.
+        tt_deps = tuple(
+            g
+            for g in _GETS
+            if (g == "nngp" and ({"nngp", "ntk"} & set(names))) or (g == "ntk" and "ntkgp" in names)
+        )
         kdd = train_kernels(deps)
         if x_test is not None:
             if not is_fn:
@@ -495,11 +518,11 @@ def gradient_descent_mse_ensemble(
                 )
             k_test_train = kernel_fn_or_matrices(x_test, x_train, get=deps, **kernel_fn_kwargs)
             if compute_cov:
-                k_test_test = kernel_fn_or_matrices(x_test, None, get="nngp", **kernel_fn_kwargs)
+                k_test_test = kernel_fn_or_matrices(x_test, None, get=tt_deps, **kernel_fn_kwargs)
         elif k_test_train is None:
             k_test_train = kdd
             if compute_cov and k_test_test is None:
-                k_test_test = kdd["nngp"]
+                k_test_test = train_kernels(tt_deps)
         if compute_cov and k_test_test is None:
             raise ValueError("gradient_descent_mse_ensemble: compute_cov needs k_test_test")
         if not compute_cov:
@@ -522,22 +545,24 @@ def gradient_descent_mse_ensemble(
             return _select(get, dict(zip(names, res)))
         out = {}
         for g in names:
-            evals, evecs = eig(g)
+            kg = _kernel_of(g)
+            evals, evecs = eig(kg)
             tau = _times(t, learning_rate, y.size, y.dtype)
-            a = jnp.einsum("mn,...nj->...mj", ktd[g], _matrix_fn(evecs, _phi(evals, tau)))
+            a = jnp.einsum("mn,...nj->...mj", ktd[kg], _matrix_fn(evecs, _phi(evals, tau)))
             mean = jnp.einsum("...mn,nc->...mc", a, y)
             if k_test_test is None:
                 out[g] = mean
                 continue
-            m = ktd[g].shape[0]
+            m = ktd[kg].shape[0]
+            prior = "nngp" if g == "ntk" else kg
             ktt = _square(
-                _field(k_test_test, "nngp", "k_test_test", plain_ok=True),
+                _field(k_test_test, prior, "k_test_test", plain_ok=len(tt_deps) == 1),
                 m,
-                "gradient_descent_mse_ensemble: k_test_test.nngp",
+                f"gradient_descent_mse_ensemble: k_test_test.{prior}",
             )
-            if g == "nngp":
+            if g != "ntk":
                 p2 = _matrix_fn(evecs, _phi(evals, 2.0 * tau))
-                kx = ktd["nngp"]
+                kx = ktd[kg]
                 cov = _lead(ktt, p2.ndim) - jnp.einsum("mn,...nj,lj->...ml", kx, p2, kx)
             else:
                 kx = ktd["nngp"]
@@ -546,153 +571,6 @@ def gradient_descent_mse_ensemble(
                 cov = _lead(ktt, a.ndim) - kxa - jnp.swapaxes(kxa, -1, -2) + aka
             out[g] = Gaussian(mean, 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
         return _select(get, out)
-
-    return predict
-
-
-# Gradient descent on any loss ---------------------------------------------------------
-
-
-def cross_entropy_loss_grad(fx: jax.Array, y: jax.Array) -> jax.Array:
-    """Gradient of the mean softmax cross-entropy ``-sum_i y_i . log softmax(fx_i) / n``.
-
-    Args:
-        fx: ``(n, k)`` logits.
-        y: ``(n, k)`` one-hot (or soft) targets.
-
-    Returns:
-        ``(softmax(fx) - y) / n``, the ``loss_grad`` of :func:`gradient_descent`.
-    """
-    return (jax.nn.softmax(fx, axis=-1) - y) / fx.shape[0]
-
-
-def mse_loss_grad(fx: jax.Array, y: jax.Array) -> jax.Array:
-    """Gradient of the MSE ``||fx - y||^2 / (2 y.size)`` (Neural Tangents' convention).
-
-    Args:
-        fx: ``(n, k)`` outputs.
-        y: ``(n, k)`` targets.
-
-    Returns:
-        ``(fx - y) / y.size``, the ``loss_grad`` of :func:`gradient_descent`.
-    """
-    return (fx - y) / y.size
-
-
-def gradient_descent(
-    loss: Callable[[jax.Array, jax.Array], jax.Array],
-    k_train_train,
-    y_train,
-    learning_rate: float = 1.0,
-    momentum: float | None = None,
-    trace_axes: Sequence[int] = (-1,),
-    *,
-    rtol: float | None = None,
-    atol: float | None = None,
-    loss_grad: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
-) -> Callable[..., Any]:
-    r"""Outputs of a wide network trained by gradient descent on any loss (ODE solve).
-
-    The linearised network (Lee et al. 2019, eq. 6) follows the function-space flow
-    ``df(X)/dt = -lr Theta dL/df(X)``, ``df(x)/dt = -lr Theta_xX dL/df(X)`` with ``t`` in
-    steps. With heavy-ball momentum ``m`` (Qian 1999's continuous limit, also Neural
-    Tangents' convention): ``f'' + (1 - m) f' = -lr Theta dL/df``, ``f'(0) = 0``. The ODE
-    is integrated by ``jax.experimental.ode.odeint`` (adaptive Dormand-Prince, error
-    controlled by ``rtol``/``atol``); ``loss = lambda f, y: 0.5 * jnp.mean((f - y)**2)``
-    reproduces :func:`gradient_descent_mse`.
-
-    Args:
-        loss: ``loss(f(X), Y) -> scalar`` (e.g. mean softmax cross-entropy); include any
-            ``1 / n`` normalisation in it. May be ``None`` when ``loss_grad`` is given.
-        k_train_train: NTK ``(n, n)`` (or ``(n, k, n, k)`` with ``trace_axes=()``).
-        y_train: ``(n, k)`` targets.
-        learning_rate: step size; ``t`` counts steps.
-        momentum: heavy-ball momentum in ``[0, 1)`` or ``None``.
-        trace_axes: ``(-1,)`` or ``()``.
-        rtol: relative tolerance (default ``1e-5`` in float32, ``1e-9`` in float64).
-        atol: absolute tolerance (same defaults).
-        loss_grad: ``g(f(X), Y) -> dL/df(X)`` used instead of ``jax.grad(loss)``, e.g.
-            :func:`cross_entropy_loss_grad` or :func:`mse_loss_grad`.
-
-    Returns:
-        ``predict(t, fx_train_0=0., fx_test_0=None, k_test_train=None)`` returning
-        ``fx_train_t`` or ``(fx_train_t, fx_test_t)`` when ``k_test_train`` is given;
-        ``t`` a scalar or a 1-D non-decreasing array (a leading axis of the result).
-
-    Raises:
-        ValueError: bad shapes, momentum out of range, negative or unsorted times.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> mse = lambda f, y: 0.5 * jnp.mean((f - y) ** 2)
-        >>> predict = gradient_descent(mse, jnp.eye(2), jnp.ones((2, 1)))
-        >>> round(float(predict(2.0, 0.0)[0, 0]), 4)  # 1 - exp(-2 / 2)
-        0.6321
-    """
-    _check_hyper("gradient_descent", learning_rate)
-    y = _targets(y_train, "gradient_descent")
-    lay = _Layout(y, trace_axes, "gradient_descent")
-    k = lay.matrix(k_train_train, None, "k_train_train")
-    if momentum is not None and not 0.0 <= momentum < 1.0:
-        raise ValueError(f"gradient_descent: momentum must be in [0, 1), got {momentum}")
-    default = 1e-9 if y.dtype == jnp.float64 else 1e-5
-    rtol = default if rtol is None else rtol
-    atol = default if atol is None else atol
-    if loss_grad is not None:
-        grad_loss = lambda f: lay.flat(loss_grad(lay.unflat(f), y))
-    elif loss is not None:
-        grad_loss = jax.grad(lambda f: loss(lay.unflat(f), y))
-    else:
-        raise ValueError("gradient_descent: give a loss or a loss_grad")
-
-    def make_rhs(kt):
-        return lambda state, _t: rhs(state, kt)
-
-    def rhs(state, kt):
-        f_tr = state[0]
-        g = grad_loss(f_tr)
-        d_tr = -learning_rate * (k @ g)
-        d_te = None if kt is None else -learning_rate * (kt @ g)
-        if momentum is None:
-            return (d_tr, d_te)
-        v_tr, v_te = state[2], state[3]
-        dv_tr = d_tr - (1.0 - momentum) * v_tr
-        dv_te = None if kt is None else d_te - (1.0 - momentum) * v_te
-        return (v_tr, v_te, dv_tr, dv_te)
-
-    def predict(t, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
-        if fx_test_0 is not None and k_test_train is None:
-            raise ValueError("gradient_descent: fx_test_0 given without k_test_train")
-        ts = jnp.asarray(t, y.dtype)
-        if ts.ndim > 1:
-            raise ValueError(f"gradient_descent: t must be a scalar or 1-D, got shape {ts.shape}")
-        v = _concrete(ts)
-        if v is not None and (
-            np.any(~np.isfinite(v)) or np.any(v < 0) or np.any(np.diff(np.reshape(v, (-1,))) < 0)
-        ):
-            raise ValueError(f"gradient_descent: t must be finite, >= 0 and non-decreasing: {v}")
-        f0 = 0.0 if fx_train_0 is None else fx_train_0
-        f_tr = lay.flat(_outputs(f0, y.shape, y.dtype, "gradient_descent: fx_train_0"))
-        kt, f_te = None, None
-        if k_test_train is not None:
-            kt = lay.matrix(k_test_train, 0, "k_test_train")
-            m = kt.shape[0] // (1 if lay.traced else lay.k)
-            ft0 = 0.0 if fx_test_0 is None else fx_test_0
-            f_te = lay.flat(_outputs(ft0, (m, lay.k), y.dtype, "gradient_descent: fx_test_0"))
-        state = (f_tr, f_te)
-        if momentum is not None:
-            state = state + (jnp.zeros_like(f_tr), None if f_te is None else jnp.zeros_like(f_te))
-        grid = jnp.concatenate([jnp.zeros((1,), y.dtype), jnp.reshape(ts, (-1,))])
-        sol = odeint(make_rhs(kt), state, grid, rtol=rtol, atol=atol)
-        # odeint gives NaN at the end of a zero-length interval (t = 0 or a repeated
-        # time): take each time's value from its first occurrence in the grid.
-        first = jnp.searchsorted(grid, grid, side="left")
-        sol = jax.tree_util.tree_map(lambda a: a[first], sol)
-        pick = (lambda a: a[1]) if ts.ndim == 0 else (lambda a: a[1:])
-        out_tr = lay.unflat(pick(sol[0]))
-        if kt is None:
-            return out_tr
-        return out_tr, lay.unflat(pick(sol[1]))
 
     return predict
 

@@ -29,10 +29,13 @@ def unwrap(layer: Any, where: str) -> Layer:
         return layer.layer
     if isinstance(layer, Layer):
         return layer
+    if isinstance(layer, tuple) and len(layer) == 3 and all(callable(f) for f in layer):
+        from .custom import from_triple  # a hand-written NT triple
+
+        return from_triple(layer)
     raise TypeError(
-        f"{where}: expected a layer made by widelab_kernels.nt.stax (or a widelab layer "
-        f"value), got {type(layer).__name__}; hand-written (init_fn, apply_fn, kernel_fn) "
-        "triples are not supported, register a widelab layer and rule instead"
+        f"{where}: expected a layer made by widelab_kernels.nt.stax, a widelab layer "
+        f"value or an (init_fn, apply_fn, kernel_fn) triple, got {type(layer).__name__}"
     )
 
 

@@ -1,55 +1,61 @@
 """Neural Tangents 0.6.5's ``predict`` names and calling forms over widelab's inference.
 
 The mathematics is in :mod:`widelab_kernels.inference`; this module only maps NT's
-argument order and return conventions onto it:
+argument order, array layouts and return conventions onto it:
 
+* Kernels are in NT's interleaved layout ``zip(S1, S2)`` where ``S`` is the targets'
+  shape without ``trace_axes`` (e.g. ``(n, n)`` for ``y`` of shape ``(n, k)`` and
+  ``trace_axes=(-1,)``, ``(n, n, k, k)`` for ``trace_axes=()``); any ``trace_axes`` not
+  containing the batch axis is accepted, and covariances come back in the same layout.
 * ``gp_inference(k_train_train, y_train, diag_reg, diag_reg_absolute_scale,
   trace_axes)`` returns ``predict_fn(get=None, k_test_train=None, k_test_test=None)``;
-  ``k_test_train=None`` gives the training-set predictions ``y_train`` (and the
-  zero covariance when ``k_test_test`` is not ``None``), as NT does.
+  ``get`` may name ``"nngp"``, ``"ntk"`` and ``"ntkgp"`` (He et al. 2020).
+  ``k_test_train=None`` gives the training-set predictions ``y_train`` (and the zero
+  covariance when ``k_test_test`` is not ``None``), as NT does.
 * ``gradient_descent_mse(...)`` returns ``predict_fn(t=None, fx_train_0=0.,
-  fx_test_0=None, k_test_train=None)``.
+  fx_test_0=None, k_test_train=None)``; ``t=None`` is infinite time. Test outputs are
+  computed only when ``fx_test_0`` is given, as in NT.
 * ``gradient_descent_mse_ensemble(kernel_fn, x_train, y_train, ...)`` (NT's argument
-  order) returns ``predict_fn(t=None, x_test=None, get=None, compute_cov=False,
-  **kernel_fn_test_test_kwargs)``.
+  order) returns ``predict_fn(t=None, x_test=None, get=None, compute_cov=False)``;
+  ``get`` may also name ``"ntkgp"`` (NT 0.6.5 refuses it here; the finite-time NTK-GP
+  follows from the linearised dynamics started at the NTK prior).
 * ``gradient_descent(loss, k_train_train, y_train, learning_rate, momentum,
   trace_axes)`` returns ``predict_fn(t=None, fx_train_0=0., fx_test_0=None,
-  k_test_train=None)``.
-* ``max_learning_rate`` is widelab's.
+  k_test_train=None)`` (finite ``t``; the ODE has no closed form at infinity).
+* ``max_learning_rate(ntk_train_train, y_train_size=None, momentum=0., eps=1e-12)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 
 from .. import inference as _inf
-from .._inference_utils import _regularized, _select
-from ..inference import Gaussian, max_learning_rate
+from .. import inference_ode as _ode
+from .._inference_utils import _kernel_of, _names, _regularized, _select
+from ..inference import Gaussian
+from ._predict_layout import Layout, as_matrix, field
 
 _GETS = ("nngp", "ntk")
 
 
-def _trace(trace_axes, where: str) -> tuple[int, ...]:
-    t = (trace_axes,) if isinstance(trace_axes, int) else tuple(trace_axes)
-    if t not in ((-1,), ()):
-        raise NotImplementedError(
-            f"{where}: trace_axes={trace_axes!r} is not supported; use (-1,) (one kernel "
-            "shared by the output channels) or () (a kernel per pair of channels)"
-        )
-    return t
-
-
-def _get_names(get) -> tuple[str, ...]:
-    names = _GETS if get is None else ((get,) if isinstance(get, str) else tuple(get))
-    bad = [g for g in names if g not in _GETS]
-    if bad or not names:
-        extra = " ('ntkgp' is not supported)" if "ntkgp" in bad else ""
+def _both_none(fx_train_0, fx_test_0) -> None:
+    if fx_train_0 is None and fx_test_0 is None:
         raise ValueError(
-            f"predict_fn: get must be 'nngp', 'ntk' or a tuple of them{extra}, got {get!r}"
+            "predict_fn: fx_train_0 and fx_test_0 are both None, so nothing would be "
+            "predicted; give fx_train_0 (train set) and/or fx_test_0 with k_test_train"
         )
-    return names
+
+
+def _test_needs_kernel(fx_test_0, k_test_train) -> None:
+    if fx_test_0 is not None and k_test_train is None:
+        raise ValueError("predict_fn: fx_test_0 is given but k_test_train is None")
+
+
+def _test_shape(k_test_train) -> tuple[int, ...]:
+    first = next(v for v in (field(k_test_train, g) for g in _GETS) if v is not None)
+    return tuple(jnp.shape(first)[0::2])
 
 
 def gp_inference(
@@ -59,45 +65,78 @@ def gp_inference(
     diag_reg_absolute_scale: bool = False,
     trace_axes: int | Sequence[int] = (-1,),
 ):
-    """Exact Bayesian NNGP / infinite-ensemble NTK posterior (NT's ``predict.gp_inference``).
+    """Exact GP posteriors of the NNGP, the NTK ensemble and the NTK-GP (NT's
+    ``predict.gp_inference``).
 
     See :func:`widelab_kernels.gp_inference` for the equations (Rasmussen & Williams 2006,
-    eq. 2.25-2.26; Lee et al. 2019, eq. 16).
+    eq. 2.25-2.26; Lee et al. 2019, eq. 16; He et al. 2020, "Bayesian deep ensembles via
+    the neural tangent kernel", for ``"ntkgp"``).
 
     Args:
-        k_train_train: train-train kernel(s): an array, a named tuple or a ``Kernel``.
-        y_train: ``(n, k)`` targets.
+        k_train_train: train-train kernel(s) in NT's layout: an array, a named tuple or a
+            ``Kernel`` holding what ``get`` will need.
+        y_train: targets, ``(n, ...)``.
         diag_reg: diagonal regulariser, relative to the mean diagonal.
         diag_reg_absolute_scale: ``diag_reg`` in absolute units.
-        trace_axes: ``(-1,)`` only (one kernel shared by the outputs).
+        trace_axes: axes of ``y_train`` the kernels are shared over (not the batch axis).
 
     Returns:
         ``predict_fn(get=None, k_test_train=None, k_test_test=None)``: the mean (or a
         :class:`Gaussian` when ``k_test_test`` is given) for ``get`` a string, a named
-        tuple of them for a tuple or ``None`` (both ``nngp`` and ``ntk``).
+        tuple of them for a tuple or ``None`` (both ``nngp`` and ``ntk``). ``k_test_test``
+        holds the NNGP for ``"nngp"``/``"ntk"`` and the NTK for ``"ntkgp"``.
+
+    Raises:
+        ValueError: kernel shapes that do not fit ``y_train`` and ``trace_axes``; an
+            unknown ``get``; see :func:`widelab_kernels.gp_inference`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> k = jnp.array([[2.0, 1.0], [1.0, 2.0]])
+        >>> predict_fn = gp_inference(k, jnp.array([[1.0], [0.0]]))
+        >>> [round(float(v), 4) for v in predict_fn("ntkgp", k)[:, 0]]
+        [1.0, 0.0]
     """
-    if _trace(trace_axes, "gp_inference") != (-1,):
-        raise NotImplementedError("gp_inference: only trace_axes=(-1,) is supported")
+    lay = Layout(y_train, trace_axes, "gp_inference")
     inner = _inf.gp_inference(
-        k_train_train,
-        y_train,
+        lay.kernels(k_train_train, "k_train_train"),
+        lay.y2,
         diag_reg=diag_reg,
         diag_reg_absolute_scale=diag_reg_absolute_scale,
     )
-    y = jnp.asarray(y_train)
 
     def predict_fn(get=None, k_test_train=None, k_test_test=None):
-        names = _get_names(get)
+        names = _names(get)
+        get = get if get is not None else names
         if k_test_train is None:
             out = {}
             for g in names:
                 if k_test_test is None:
-                    out[g] = y
+                    out[g] = lay.y
                 else:
-                    out[g] = Gaussian(y, jnp.zeros((y.shape[0], y.shape[0]), y.dtype))
-            return _select(get if get is not None else names, out)
-        tt = None if k_test_test is None or k_test_test is True else k_test_test
-        return inner(get if get is not None else names, k_test_train, tt)
+                    kdd = field(k_train_train, _kernel_of(g))
+                    out[g] = Gaussian(lay.y, jnp.zeros(jnp.shape(kdd), lay.y.dtype))
+            return _select(get, out)
+        kept = _test_shape(k_test_train)
+        ktd = lay.kernels(k_test_train, "k_test_train", rows_free=True)
+        ktt = None
+        if k_test_test is not None and k_test_test is not True:
+            if any(field(k_test_test, g) is not None for g in _GETS):
+                ktt = {
+                    g: as_matrix(field(k_test_test, g), f"gp_inference: k_test_test.{g}")
+                    for g in _GETS
+                    if field(k_test_test, g) is not None
+                }
+            else:
+                ktt = as_matrix(k_test_test, "gp_inference: k_test_test")
+        res = inner(names, ktd, ktt)
+        out = {}
+        for g, r in zip(names, res):
+            if isinstance(r, Gaussian):
+                out[g] = Gaussian(lay.unflat(r.mean, kept), lay.covariance(r.covariance, kept))
+            else:
+                out[g] = lay.unflat(r, kept)
+        return _select(get, out)
 
     return predict_fn
 
@@ -113,22 +152,57 @@ def gradient_descent_mse(
     """Outputs of a wide network trained by gradient flow on MSE (NT's
     ``predict.gradient_descent_mse``; Lee et al. 2019, eq. 9-11).
 
+    Args:
+        k_train_train: NTK on the training inputs in NT's layout ``zip(S, S)``.
+        y_train: targets, ``(n, ...)``.
+        learning_rate: step size; ``t`` counts steps of this size.
+        diag_reg: diagonal regulariser, relative to the mean diagonal.
+        diag_reg_absolute_scale: ``diag_reg`` in absolute units.
+        trace_axes: axes of ``y_train`` the kernel is shared over.
+
     Returns:
         ``predict_fn(t=None, fx_train_0=0., fx_test_0=None, k_test_train=None)`` giving
-        ``fx_train_t``, ``fx_test_t`` (when ``fx_train_0`` is ``None``) or both.
+        ``fx_train_t``, ``fx_test_t`` (when ``fx_train_0`` is ``None``) or both (when
+        ``fx_test_0`` is given); times are leading axes; ``t=None`` is infinite time.
+
+    Raises:
+        ValueError: shapes that do not fit; both initial outputs ``None``; ``fx_test_0``
+            without ``k_test_train``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> predict_fn = gradient_descent_mse(jnp.eye(2), jnp.ones((2, 1)))
+        >>> round(float(predict_fn(2.0, 0.0)[0, 0]), 4)  # 1 - exp(-2 / 2)
+        0.6321
     """
-    return _inf.gradient_descent_mse(
-        k_train_train,
-        y_train,
+    lay = Layout(y_train, trace_axes, "gradient_descent_mse")
+    inner = _inf.gradient_descent_mse(
+        lay.kernel(k_train_train, "k_train_train"),
+        lay.y2,
         learning_rate=learning_rate,
         diag_reg=diag_reg,
         diag_reg_absolute_scale=diag_reg_absolute_scale,
-        trace_axes=_trace(trace_axes, "gradient_descent_mse"),
     )
+
+    def predict_fn(t=None, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
+        _both_none(fx_train_0, fx_test_0)
+        _test_needs_kernel(fx_test_0, k_test_train)
+        f0 = None if fx_train_0 is None else lay.flat(jnp.broadcast_to(fx_train_0, lay.y.shape))
+        if fx_test_0 is None:
+            return lay.unflat(inner(t, f0), lay.train_shape)
+        kept = tuple(jnp.shape(k_test_train)[0::2])
+        kt = lay.kernel(k_test_train, "k_test_train", rows_free=True)
+        ft0 = lay.flat(jnp.broadcast_to(fx_test_0, lay.full_shape(kept)))
+        out = inner(t, f0, ft0, kt)
+        if fx_train_0 is None:
+            return lay.unflat(out, kept)
+        return lay.unflat(out[0], lay.train_shape), lay.unflat(out[1], kept)
+
+    return predict_fn
 
 
 def gradient_descent_mse_ensemble(
-    kernel_fn,
+    kernel_fn: Callable,
     x_train,
     y_train,
     learning_rate: float = 1.0,
@@ -138,63 +212,93 @@ def gradient_descent_mse_ensemble(
     **kernel_fn_train_train_kwargs,
 ):
     """Mean and covariance of an infinite ensemble trained on MSE (NT's
-    ``predict.gradient_descent_mse_ensemble``; Lee et al. 2019, eq. 15-16).
+    ``predict.gradient_descent_mse_ensemble``; Lee et al. 2019, eq. 15-16; He et al.
+    2020 for ``"ntkgp"``).
 
     Args:
-        kernel_fn: ``kernel_fn(x1, x2, get, **kwargs)`` (analytic, empirical with
-            ``params`` bound by the caller, or Monte Carlo).
+        kernel_fn: ``kernel_fn(x1, x2, get, **kwargs)`` returning NT-layout kernels
+            (analytic, empirical with ``params`` bound by the caller, or Monte Carlo).
         x_train: training inputs.
-        y_train: ``(n, k)`` targets.
+        y_train: targets, ``(n, ...)``.
         learning_rate: step size; ``t`` counts steps.
         diag_reg: regulariser of the inverted training kernel.
         diag_reg_absolute_scale: ``diag_reg`` in absolute units.
-        trace_axes: ``(-1,)`` only.
+        trace_axes: axes of ``y_train`` the kernels are shared over.
         **kernel_fn_train_train_kwargs: passed to every ``kernel_fn`` call.
 
     Returns:
-        ``predict_fn(t=None, x_test=None, get=None, compute_cov=False, **kwargs)``.
+        ``predict_fn(t=None, x_test=None, get=None, compute_cov=False)``: per name in
+        ``get`` (``"nngp"``, ``"ntk"``, ``"ntkgp"``) the mean, or a :class:`Gaussian` with
+        ``compute_cov``; times are leading axes; ``t=None`` is infinite time;
+        ``x_test=None`` predicts on the training inputs (regulariser included).
+
+    Raises:
+        ValueError: kernel shapes that do not fit; an unknown ``get``.
+        TypeError: keyword arguments given to ``predict_fn``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> kernel_fn = lambda x1, x2, get, **kw: {"nngp": jnp.eye(2), "ntk": jnp.eye(2)}
+        >>> x_train, y_train = jnp.zeros((2, 3)), jnp.ones((2, 1))
+        >>> predict_fn = gradient_descent_mse_ensemble(kernel_fn, x_train, y_train)
+        >>> round(float(predict_fn(2.0, get="ntkgp")[0, 0]), 4)  # 1 - exp(-2 / 2)
+        0.6321
     """
-    if _trace(trace_axes, "gradient_descent_mse_ensemble") != (-1,):
-        raise NotImplementedError(
-            "gradient_descent_mse_ensemble: only trace_axes=(-1,) is supported"
-        )
-
-    def make(reg):
-        return _inf.gradient_descent_mse_ensemble(
-            kernel_fn,
-            y_train,
-            x_train=x_train,
-            learning_rate=learning_rate,
-            diag_reg=reg,
-            diag_reg_absolute_scale=diag_reg_absolute_scale,
-            **kernel_fn_train_train_kwargs,
-        )
-
-    inner = make(diag_reg)
-    y = jnp.asarray(y_train)
+    lay = Layout(y_train, trace_axes, "gradient_descent_mse_ensemble")
     train: dict = {}
 
-    def train_kernel(g: str):
-        if g not in train:
-            train[g] = kernel_fn(x_train, None, g, **kernel_fn_train_train_kwargs)
-        return train[g]
+    def train_kernels(names: tuple[str, ...]) -> dict:
+        missing = tuple(g for g in names if g not in train)
+        if missing:
+            # NT passes one name as a string, several as a tuple.
+            get = missing[0] if len(missing) == 1 else missing
+            ks = kernel_fn(x_train, None, get, **kernel_fn_train_train_kwargs)
+            for g in missing:
+                k = field(ks, g)
+                if k is None:
+                    raise ValueError(
+                        f"gradient_descent_mse_ensemble: kernel_fn gave no {g!r} kernel"
+                    )
+                train[g] = lay.kernel(k, f"kernel_fn(x_train, None).{g}")
+        return {g: train[g] for g in names}
+
+    def flat_fn(x1, x2=None, get=None, **kwargs):
+        if x1 is x_train and x2 is None:
+            return train_kernels(_names(get, _GETS))
+        raise AssertionError("test kernels are computed by predict_fn")  # pragma: no cover
+
+    inner = _inf.gradient_descent_mse_ensemble(
+        flat_fn,
+        lay.y2,
+        x_train=x_train,
+        learning_rate=learning_rate,
+        diag_reg=diag_reg,
+        diag_reg_absolute_scale=diag_reg_absolute_scale,
+    )
+    reg = lambda k: _regularized(k, diag_reg, diag_reg_absolute_scale)  # noqa: E731
 
     def on_train(t, g: str, compute_cov: bool):
         # NT: x_test=None predicts on the training inputs as if they were test inputs
         # whose test-train kernel is the regularised training kernel.
+        kept = lay.train_shape
         if t is None:
-            n = y.shape[0]
-            return Gaussian(y, jnp.zeros((n, n), y.dtype)) if compute_cov else y
-        reg = lambda k: _regularized(k, diag_reg, diag_reg_absolute_scale)
-        if g == "nngp":
-            kd = {"nngp": reg(train_kernel("nngp"))}
-            tt = kd["nngp"]
-        else:
-            kd = {"ntk": reg(train_kernel("ntk"))}
-            if compute_cov:
-                kd["nngp"] = train_kernel("nngp")
-            tt = kd.get("nngp")
-        return inner(t, None, get=g, compute_cov=compute_cov, k_test_train=kd, k_test_test=tt)
+            mean = lay.y
+            if not compute_cov:
+                return mean
+            return Gaussian(mean, jnp.zeros(_zipped(kept), lay.y.dtype))
+        kg = _kernel_of(g)
+        kd = {kg: reg(train_kernels((kg,))[kg])}
+        tt = None
+        if compute_cov:
+            if g == "ntk":
+                kd["nngp"] = train_kernels(("nngp",))["nngp"]
+                tt = {"nngp": kd["nngp"]}
+            else:
+                tt = {kg: kd[kg]}
+        r = inner(t, None, get=g, compute_cov=compute_cov, k_test_train=kd, k_test_test=tt)
+        if compute_cov:
+            return Gaussian(lay.unflat(r.mean, kept), lay.covariance(r.covariance, kept))
+        return lay.unflat(r, kept)
 
     def predict_fn(t=None, x_test=None, get=None, compute_cov: bool = False, **kwargs):
         if kwargs:
@@ -202,14 +306,53 @@ def gradient_descent_mse_ensemble(
                 "predict_fn: keyword arguments for the test-test kernel are not supported; "
                 f"pass them to gradient_descent_mse_ensemble instead (got {sorted(kwargs)})"
             )
-        names = _get_names(get)
+        names = _names(get)
         get = get if get is not None else names
         if x_test is None:
-            out = {g: on_train(t, g, compute_cov) for g in names}
-            return _select(get, out)
-        return inner(t, x_test, get=get, compute_cov=compute_cov)
+            return _select(get, {g: on_train(t, g, compute_cov) for g in names})
+        kinds = {_kernel_of(g) for g in names}
+        deps = tuple(
+            g for g in _GETS if g in kinds or (g == "nngp" and compute_cov and "ntk" in names)
+        )
+        ktd_nt = kernel_fn(x_test, x_train, deps, **kernel_fn_train_train_kwargs)
+        kept = _test_shape(ktd_nt if len(deps) > 1 else {deps[0]: _pick(ktd_nt, deps[0])})
+        ktd = {
+            g: lay.kernel(_pick(ktd_nt, g), f"kernel_fn(x_test, x_train).{g}", rows_free=True)
+            for g in deps
+        }
+        ktt = None
+        if compute_cov:
+            tt_deps = tuple(
+                g
+                for g in _GETS
+                if (g == "nngp" and {"nngp", "ntk"} & set(names))
+                or (g == "ntk" and "ntkgp" in names)
+            )
+            get_tt = tt_deps[0] if len(tt_deps) == 1 else tt_deps
+            ktt_nt = kernel_fn(x_test, None, get_tt, **kernel_fn_train_train_kwargs)
+            ktt = {g: as_matrix(_pick(ktt_nt, g), f"kernel_fn(x_test, None).{g}") for g in tt_deps}
+        res = inner(t, None, get=names, compute_cov=compute_cov, k_test_train=ktd, k_test_test=ktt)
+        out = {}
+        for g, r in zip(names, res):
+            if compute_cov:
+                out[g] = Gaussian(lay.unflat(r.mean, kept), lay.covariance(r.covariance, kept))
+            else:
+                out[g] = lay.unflat(r, kept)
+        return _select(get, out)
 
     return predict_fn
+
+
+def _pick(k, g: str):
+    """Kernel ``g`` of a ``kernel_fn`` result (an array when one kernel was asked for)."""
+    v = field(k, g)
+    if v is None:
+        raise ValueError(f"gradient_descent_mse_ensemble: kernel_fn gave no {g!r} kernel")
+    return v
+
+
+def _zipped(kept: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for s in kept for d in (s, s))
 
 
 def gradient_descent(
@@ -223,29 +366,92 @@ def gradient_descent(
     """Outputs of a wide network trained by (momentum) gradient descent on any loss (NT's
     ``predict.gradient_descent``; Lee et al. 2019, eq. 6).
 
+    Args:
+        loss: ``loss(fx_train, y_train) -> scalar`` on NT-shaped outputs.
+        k_train_train: NTK on the training inputs in NT's layout ``zip(S, S)``.
+        y_train: targets, ``(n, ...)``.
+        learning_rate: step size; ``t`` counts steps.
+        momentum: heavy-ball momentum in ``[0, 1)`` or ``None``.
+        trace_axes: axes of ``y_train`` the kernel is shared over.
+
     Returns:
-        ``predict_fn(t=None, fx_train_0=0., fx_test_0=None, k_test_train=None)``.
+        ``predict_fn(t, fx_train_0=0., fx_test_0=None, k_test_train=None)`` giving
+        ``fx_train_t``, ``fx_test_t`` (when ``fx_train_0`` is ``None``) or both;
+        ``t`` a scalar or 1-D non-decreasing array of finite times.
+
+    Raises:
+        ValueError: ``t=None``; shapes that do not fit; both initial outputs ``None``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> mse = lambda f, y: 0.5 * jnp.mean((f - y) ** 2)
+        >>> predict_fn = gradient_descent(mse, jnp.eye(2), jnp.ones((2, 1)))
+        >>> round(float(predict_fn(2.0, 0.0)[0, 0]), 4)
+        0.6321
     """
-    inner = _inf.gradient_descent(
-        loss,
-        k_train_train,
-        y_train,
+    lay = Layout(y_train, trace_axes, "gradient_descent")
+    train_shape = lay.train_shape
+    inner = _ode.gradient_descent(
+        lambda f2, _y2: loss(lay.unflat(f2, train_shape), lay.y),
+        lay.kernel(k_train_train, "k_train_train"),
+        lay.y2,
         learning_rate=learning_rate,
         momentum=momentum,
-        trace_axes=_trace(trace_axes, "gradient_descent"),
     )
 
     def predict_fn(t=None, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
         if t is None:
             raise ValueError(
-                "predict_fn: t=None (infinite time) needs a closed form; give a finite t"
+                "predict_fn: t=None (infinite time) has no closed form for a general loss; "
+                "give a finite t (gradient_descent_mse has the MSE limit)"
             )
-        out = inner(t, fx_train_0, fx_test_0, k_test_train)
-        if fx_train_0 is None and isinstance(out, tuple):
-            return out[1]
-        return out
+        _both_none(fx_train_0, fx_test_0)
+        _test_needs_kernel(fx_test_0, k_test_train)
+        f0 = 0.0 if fx_train_0 is None else fx_train_0
+        f0 = lay.flat(jnp.broadcast_to(f0, lay.y.shape))
+        if fx_test_0 is None:
+            return lay.unflat(inner(t, f0), train_shape)
+        kept = tuple(jnp.shape(k_test_train)[0::2])
+        kt = lay.kernel(k_test_train, "k_test_train", rows_free=True)
+        ft0 = lay.flat(jnp.broadcast_to(fx_test_0, lay.full_shape(kept)))
+        tr, te = inner(t, f0, ft0, kt)
+        if fx_train_0 is None:
+            return lay.unflat(te, kept)
+        return lay.unflat(tr, train_shape), lay.unflat(te, kept)
 
     return predict_fn
+
+
+def max_learning_rate(
+    ntk_train_train,
+    y_train_size: int | None = None,
+    momentum: float = 0.0,
+    eps: float = 1e-12,
+) -> float:
+    """Largest stable learning rate of gradient descent on MSE (NT's
+    ``predict.max_learning_rate``; Lee et al. 2019, eq. 7; Goh 2017 for momentum).
+
+    Args:
+        ntk_train_train: NTK on the training set in NT's layout (``(n, n)``, or
+            ``(n, n, k, k)`` for ``trace_axes=()``).
+        y_train_size: the number of terms the MSE averages over; default: the rows of
+            the kernel made 2-D.
+        momentum: heavy-ball momentum in ``[0, 1)``.
+        eps: added to the top eigenvalue.
+
+    Returns:
+        ``2 (1 + momentum) y_train_size / (lambda_max + eps)``.
+
+    Raises:
+        ValueError: see :func:`widelab_kernels.max_learning_rate`.
+
+    Example:
+        >>> import numpy as np
+        >>> round(max_learning_rate(np.diag([1.0, 4.0])), 6)
+        1.0
+    """
+    k = as_matrix(ntk_train_train, "max_learning_rate: ntk_train_train")
+    return _inf.max_learning_rate(k, y_train_size, momentum, eps)
 
 
 __all__ = [

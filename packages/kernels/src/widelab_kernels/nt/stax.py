@@ -27,6 +27,7 @@ from typing import Any
 from widelab_core import layers as L
 
 from ._layer import StaxLayer, unwrap
+from .custom import Bool, Diagonal, layer, requires
 
 
 class Padding(enum.Enum):
@@ -498,6 +499,10 @@ def FanInConcat(axis: int = -1) -> StaxLayer:
 
 
 __all__ = [
+    "Bool",
+    "Diagonal",
+    "layer",
+    "requires",
     "ABRelu",
     "Abs",
     "AggregateImplementation",
