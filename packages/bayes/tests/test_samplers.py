@@ -177,7 +177,9 @@ def test_keyed_projection_gets_a_fresh_key_per_chain_and_draw():
     assert np.all(np.abs(z.var(0) - 1) < 4 * np.sqrt(2 / len(z)))
 
 
-@pytest.mark.parametrize("method", ["collapsed-ghmc", "collapsed-nuts"])
+@pytest.mark.parametrize(
+    "method", ["collapsed-ghmc", "collapsed-nuts", "collapsed-pcn", "collapsed-elliptical"]
+)
 def test_collapsed_sampler_matches_exact_rejection_draws(method):
     """Collapsed sampling (hidden weights by MCMC on the readout-marginalised density,
     ``phi ~ N(0, I)`` drawn exactly) agrees with exact posterior draws by rejection
@@ -205,7 +207,7 @@ def test_collapsed_sampler_matches_exact_rejection_draws(method):
             b_std=0.5,
             chains=4,
             num_warmup=300,
-            num_samples=1500 if method == "collapsed-ghmc" else 300,
+            num_samples=300 if method == "collapsed-nuts" else 1500,
             thin=2,
         )
         draws = run.result.projections
