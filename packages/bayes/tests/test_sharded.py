@@ -17,8 +17,8 @@ SCRIPT = textwrap.dedent(
     assert len(jax.devices()) == 8
     x = jax.random.normal(jax.random.key(0), (16, 3))
     y = np.eye(10)[np.arange(16) % 10] - 0.1
-    for net, form in ((fcn(4, 2, 10), "primal"), (fcn(40, 1, 10), "dual"),
-                      (resnet(24, 2, 10), "dual")):
+    # the primal form (fcn, p < N) and the dual form (resnet, p > N)
+    for net, form in ((fcn(4, 2, 10), "primal"), (resnet(24, 2, 10), "dual")):
         rep = Repriorised(BNN(net, x, y, noise_std=0.5))
         assert rep.form == form, (rep.form, form)
         h = rep.init(jax.random.key(1))["hidden"]
