@@ -75,6 +75,45 @@ __all__ = [
     "tril_inverse",
 ]
 
+# Real data, network presets, likelihoods, priors, samplers for near-Gaussian targets,
+# data-sharded densities and the image studies.
+from .data import ImageSubset, load_image_subset, one_hot_targets  # noqa: E402
+from .gaussian_reference import (  # noqa: E402
+    elliptical_slice_step,
+    pcn_step,
+    sample_elliptical_slice,
+    sample_pcn,
+)
+from .likelihoods import Categorical, Gaussian  # noqa: E402
+from .networks import fcn, resnet, scaled_residual  # noqa: E402
+from .priors import PriorError, prior_kind, register_prior  # noqa: E402
+from .scale_studies import image_ess_vs_width, image_mmd_vs_width, kl_vs_width  # noqa: E402
+from .sharded import data_mesh, sharded_log_hidden_density, spread_chains  # noqa: E402
+
+__all__ += [
+    "Categorical",
+    "Gaussian",
+    "ImageSubset",
+    "PriorError",
+    "data_mesh",
+    "elliptical_slice_step",
+    "fcn",
+    "image_ess_vs_width",
+    "image_mmd_vs_width",
+    "kl_vs_width",
+    "load_image_subset",
+    "one_hot_targets",
+    "pcn_step",
+    "prior_kind",
+    "register_prior",
+    "resnet",
+    "sample_elliptical_slice",
+    "sample_pcn",
+    "scaled_residual",
+    "sharded_log_hidden_density",
+    "spread_chains",
+]
+
 # Approximate inference: dropout methods, sliced Wasserstein, successor uncertainties.
 from .dropout import (  # noqa: E402
     ConcreteDropout,

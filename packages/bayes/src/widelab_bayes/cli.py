@@ -25,7 +25,10 @@ from widelab_core.cliargs import (
 )
 from widelab_core.command import Command, ReportContext, ReportSection
 
+from . import scale_cli
+from .data import DATASETS
 from .diagnostics import function_space_ess
+from .scale_cli import image_data
 from .studies import (
     HEADER,
     METHODS,
@@ -92,9 +95,15 @@ def _x64(args):
 def _run_sample(args) -> int:
     import jax
 
-    if args.data and not Path(args.data).is_file():
-        raise UsageError(f"--data {args.data!r}: no such file (expected a CSV of x_1..x_d,y rows)")
-    data = load_regression_csv(args.data) if args.data else None
+    if args.data in DATASETS:
+        data = image_data(args)
+    else:
+        if args.data and not Path(args.data).is_file():
+            raise UsageError(
+                f"--data {args.data!r}: no such file (expected {', '.join(DATASETS)} or a CSV "
+                "of x_1..x_d,y rows)"
+            )
+        data = load_regression_csv(args.data) if args.data else None
     with _x64(args):
         run = sample_bnn(
             jax.random.key(args.seed),
@@ -111,6 +120,8 @@ def _run_sample(args) -> int:
             depth=args.depth,
             data=data,
             seed=args.seed,
+            network=args.network,
+            likelihood=args.likelihood,
         )
     print(_format_table(HEADER, [run.row()]))
     print(f"step size {run.result.step_size:.4g}, compile {run.result.compile_seconds:.1f} s")
@@ -211,7 +222,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="GHMC: drift of Neal's non-reversible uniform (0: standard accept/reject)",
     )
     p.add_argument("--thin", type=positive_int, default=1, help="GHMC transitions per stored draw")
-    p.add_argument("--data", default=None, help="CSV of x_1..x_d,y rows (default: toy data)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="digits, cifar10 (with --path) or a CSV of x_1..x_d,y rows (default: toy data)",
+    )
+    scale_cli.add_data_options(p)
     common(p)
     chains(p)
     p.set_defaults(func=_run_sample)
@@ -239,6 +255,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--proposals", type=positive_int, default=20000)
     common(p)
     p.set_defaults(func=_run_rejection, n_data=3)
+
+    scale_cli.configure(sub)
 
     try:
         from . import approx_report
@@ -438,13 +456,16 @@ def _gain_metric(section: ReportSection, name: str, run, plain) -> None:
 
 
 def report(ctx: ReportContext):
-    """Report hook: this package's section plus the approximate-inference section when it is installed."""
-    ours = bayes_report(ctx)
+    """Report hook: this package's sections (sampling, then real images) plus the
+    approximate-inference section when it is installed."""
+    from .scale_report import image_report
+
+    ours = [bayes_report(ctx), image_report(ctx)]
     try:
         from . import approx_report
     except ImportError:
         return ours
-    return [ours, approx_report.report(ctx)]
+    return ours + [approx_report.report(ctx)]
 
 
 command = Command(

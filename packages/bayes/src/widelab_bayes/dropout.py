@@ -33,6 +33,8 @@ import numpy as np
 from widelab_core.extend import check_single
 from widelab_core.layers import Layer, Serial
 
+from .priors import effective_weights
+
 
 @dataclasses.dataclass(frozen=True)
 class ConcreteDropout(Layer):
@@ -119,14 +121,6 @@ def _leaves(layer: Layer, params) -> list[tuple[Layer, object]]:
     return [(layer, params)]
 
 
-def _effective_weights(layer, params):
-    w = params["W"]
-    fan_in = int(np.prod(w.shape[:-1]))
-    if getattr(layer, "parameterization", "standard") == "ntk":
-        w = w * (getattr(layer, "W_std", 1.0) / math.sqrt(fan_in))
-    return w
-
-
 def concrete_dropout_regulariser(
     net: Layer,
     params,
@@ -182,7 +176,7 @@ def _regulariser(net, params, n_data, lengthscale, precision):
             raise ValueError(
                 f"ConcreteDropout at position {i} has no weight layer after it to regularise"
             )
-        w = _effective_weights(*nxt)
+        w = effective_weights(*nxt)
         p = dropout_probability(p_params)
         k = w.shape[-2]
         neg_entropy = p * jnp.log(p) + (1 - p) * jnp.log1p(-p)

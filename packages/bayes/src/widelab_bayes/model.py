@@ -14,7 +14,6 @@ conditional posterior given the hidden features.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from widelab_core import layers as L
 
+from .likelihoods import Categorical, Gaussian
+from .priors import PriorError, walk_priors
+
 Params = dict[str, Any]
 
 
@@ -31,48 +33,43 @@ class ModelError(ValueError):
     """A network or data set that cannot define a Bayesian neural network."""
 
 
-def _sublayers(layer: L.Layer) -> list[L.Layer]:
-    out = []
-    for f in dataclasses.fields(layer):
-        v = getattr(layer, f.name)
-        if isinstance(v, L.Layer):
-            out.append(v)
-        elif isinstance(v, tuple) and v and all(isinstance(u, L.Layer) for u in v):
-            out.extend(v)
-    return out
-
-
-def _check_ntk(layer: L.Layer, where: str = "net") -> None:
-    p = getattr(layer, "parameterization", "ntk")
-    if p != "ntk":
-        raise ModelError(
-            f"{layer.describe()} at {where} uses parameterization={p!r}; widelab_bayes "
-            "needs the NTK parameterization (every raw parameter ~ N(0, 1))"
-        )
-    for i, sub in enumerate(_sublayers(layer)):
-        _check_ntk(sub, f"{where}/{i}")
+def _check_ntk(net: L.Layer) -> None:
+    """Every raw parameter of ``net`` must be ``N(0, 1)`` a priori (the prior registry)."""
+    try:
+        entries = walk_priors(net)
+    except PriorError as e:
+        raise ModelError(str(e)) from None
+    for where, layer, kind in entries:
+        if kind not in ("ntk", "none"):
+            raise ModelError(
+                f"{layer.describe()} at {where} uses parameterization={kind!r}; widelab_bayes "
+                "needs the NTK parameterization (every raw parameter ~ N(0, 1))"
+            )
 
 
 def split_readout(net: L.Layer) -> tuple[L.Layer, L.Dense, Callable[[Any, Any], Any]]:
     """Split a network into its hidden part ("body") and its final Dense readout.
 
-    Args:
-        net: a :class:`~widelab_core.layers.Dense` or a ``serial`` whose last layer is a
-            Dense (possibly inside nested ``serial``s).
+            Args:
+                net: a :class:`~widelab_core.layers.Dense` or a ``serial`` whose last layer is a
+                    Dense (possibly inside nested ``serial``s).
 
-    Returns:
-        ``(body, readout, join)``: ``body`` maps inputs to hidden features, ``readout``
-        is the Dense layer, and ``join(body_params, readout_params)`` rebuilds the
-        params pytree of ``net`` itself.
+            Returns:
+                ``(body, readout, join)``: ``body`` maps inputs to hidden features, ``readout``
+                is the Dense layer, and ``join(body_params, readout_params)`` rebuilds the
+                params pytree of ``net`` itself.
 
-    Raises:
-        ModelError: the network does not end in a Dense readout.
+            Raises:
+                ModelError: the network does not end in a Dense readout.
 
-    Example:
-        >>> from widelab_core import layers as L
-        >>> body, readout, _ = split_readout(L.serial(L.Dense(8), L.Relu(), L.Dense(2)))
-        >>> readout.out_dim
-        2
+            Example:
+                >>> from widelab_core import layers as L
+
+        from .likelihoods import Categorical, Gaussian
+    from .priors import PriorError, walk_priors
+                >>> body, readout, _ = split_readout(L.serial(L.Dense(8), L.Relu(), L.Dense(2)))
+                >>> readout.out_dim
+                2
     """
     if isinstance(net, L.Dense):
         return L.Serial(()), net, lambda bp, rp: rp
@@ -122,41 +119,61 @@ def _as_data(x, y, out_dim: int) -> tuple[jax.Array, jax.Array]:
 
 
 class BNN:
-    """A Bayesian neural network: N(0, 1) prior on raw NTK parameters, Gaussian likelihood.
+    """A Bayesian neural network: N(0, 1) prior on raw NTK parameters, Gaussian or softmax likelihood.
 
-    Params are ``{"hidden": body_params, "readout": {"W": (d, k), "b": (k,)}}`` (``"b"``
-    absent when the readout has ``b_std=None``).
+            Params are ``{"hidden": body_params, "readout": {"W": (d, k), "b": (k,)}}`` (``"b"``
+            absent when the readout has ``b_std=None``).
 
-    Args:
-        net: a network ending in a Dense readout, NTK parameterization throughout.
-        x: inputs ``(N, ..., channels)``.
-        y: targets ``(N, k)`` (or ``(N,)`` for one output).
-        noise_std: observation noise ``sigma`` of the Gaussian likelihood.
+            Args:
+                net: a network ending in a Dense readout, NTK parameterization throughout.
+                x: inputs ``(N, ..., channels)``.
+                y: targets ``(N, k)`` (or ``(N,)`` for one output).
+                noise_std: observation noise ``sigma`` of the Gaussian likelihood.
 
-    Raises:
-        ModelError: no Dense readout, non-NTK layers, bad shapes, non-finite data, a
-            non-positive ``noise_std`` or hidden features that are not ``(N, width)``.
+            Raises:
+                ModelError: no Dense readout, non-NTK layers, bad shapes, non-finite data, a
+                    non-positive ``noise_std`` or hidden features that are not ``(N, width)``.
 
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from widelab_core import layers as L
-        >>> net = L.serial(L.Dense(16, W_std=1.5, b_std=0.1), L.Relu(), L.Dense(1, W_std=1.5))
-        >>> x = jnp.linspace(-1, 1, 5)[:, None]
-        >>> model = BNN(net, x, jnp.sin(3 * x), noise_std=0.1)
-        >>> params = model.init(jax.random.key(0))
-        >>> model.log_density(params).shape
-        ()
+            Example:
+                >>> import jax, jax.numpy as jnp
+                >>> from widelab_core import layers as L
+
+        from .likelihoods import Categorical, Gaussian
+    from .priors import PriorError, walk_priors
+                >>> net = L.serial(L.Dense(16, W_std=1.5, b_std=0.1), L.Relu(), L.Dense(1, W_std=1.5))
+                >>> x = jnp.linspace(-1, 1, 5)[:, None]
+                >>> model = BNN(net, x, jnp.sin(3 * x), noise_std=0.1)
+                >>> params = model.init(jax.random.key(0))
+                >>> model.log_density(params).shape
+                ()
     """
 
-    def __init__(self, net: L.Layer, x, y, noise_std: float):
+    def __init__(self, net: L.Layer, x, y, noise_std: float | None = None, *, likelihood=None):
         if not isinstance(net, L.Layer):
             raise ModelError(f"net must be a layer value, got {net!r}")
         self.net = net
         self.body, self.readout, self._join = split_readout(net)
         _check_ntk(net)
-        if not (math.isfinite(float(noise_std)) and float(noise_std) > 0):
-            raise ModelError(f"noise_std must be positive and finite, got {noise_std!r}")
-        self.noise_std = float(noise_std)
+        if (noise_std is None) == (likelihood is None):
+            raise ModelError(
+                "give exactly one of noise_std (Gaussian likelihood) and likelihood, got "
+                f"noise_std={noise_std!r}, likelihood={likelihood!r}"
+            )
+        try:
+            if likelihood is None:
+                likelihood = Gaussian(noise_std)
+            if not isinstance(likelihood, (Gaussian, Categorical)):
+                raise ModelError(
+                    f"likelihood must be a Gaussian or a Categorical, got {likelihood!r}"
+                )
+            y = likelihood.targets(y, self.readout.out_dim)
+        except ModelError:
+            raise
+        except ValueError as e:
+            raise ModelError(str(e)) from None
+        self.likelihood = likelihood
+        #: the Gaussian likelihood's ``sigma`` (``None`` for a categorical likelihood)
+        self.noise_std = likelihood.noise_std if isinstance(likelihood, Gaussian) else None
         self.x, self.y = _as_data(x, y, self.readout.out_dim)
         hidden_shape = self.body.output_shape(tuple(self.x.shape))
         if L.is_multi(hidden_shape) or len(hidden_shape) != 2:
@@ -200,13 +217,13 @@ class BNN:
         return -0.5 * sq - 0.5 * n * math.log(2 * math.pi)
 
     def log_likelihood_of_outputs(self, f: jax.Array) -> jax.Array:
-        """``sum log N(y_ij; f_ij, sigma^2)`` for outputs ``f`` of shape ``(N, k)``."""
-        s2 = self.noise_std**2
-        r = self.y - f
-        return -0.5 * jnp.sum(r * r) / s2 - 0.5 * r.size * math.log(2 * math.pi * s2)
+        """Log-likelihood of the targets given outputs ``f`` of shape ``(N, k)``
+        (Gaussian: ``sum log N(y_ij; f_ij, sigma^2)``; categorical: ``sum log
+        softmax(f_i)[y_i]``)."""
+        return self.likelihood.log_likelihood(self.y, f)
 
     def log_likelihood(self, params: Params) -> jax.Array:
-        """Gaussian log-likelihood of the training targets."""
+        """Log-likelihood of the training targets."""
         return self.log_likelihood_of_outputs(self.apply(params))
 
     def log_density(self, params: Params) -> jax.Array:

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .model import BNN
+from .model import BNN, ModelError
 from .repriorise import Repriorised
 
 
@@ -55,12 +55,24 @@ class RejectionResult(NamedTuple):
 
 
 def likelihood_bound(model: BNN) -> float:
-    """``log sup_f p(y | f) = -N k / 2 log(2 pi sigma^2)`` for the Gaussian likelihood."""
+    """``log sup_f p(y | f)``: ``-N k / 2 log(2 pi sigma^2)`` for the Gaussian likelihood,
+    ``0`` for the categorical one (softmax probabilities approach but never reach 1)."""
+    if model.noise_std is None:
+        return 0.0
     return -0.5 * model.y.size * math.log(2 * math.pi * model.noise_std**2)
 
 
 def marginal_likelihood_bound(model: BNN) -> float:
-    """``log sup_{K >= 0} sum_c log N(y_c; 0, K + sigma^2 I)`` (see module doc)."""
+    """``log sup_{K >= 0} sum_c log N(y_c; 0, K + sigma^2 I)`` (see module doc).
+
+    Raises:
+        ModelError: the model's likelihood is not Gaussian (no marginal in closed form).
+    """
+    if model.noise_std is None:
+        raise ModelError(
+            "the readout-marginalised bound needs a Gaussian likelihood (only then is the "
+            f"readout integrated out in closed form), got {model.likelihood!r}"
+        )
     y = np.asarray(model.y, dtype=np.float64)
     n = y.shape[0]
     s2 = model.noise_std**2

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
+from .likelihoods import Gaussian
 from .model import BNN, ModelError, Params
 
 Form = Literal["auto", "primal", "dual"]
@@ -133,7 +134,8 @@ class Repriorised:
             (dual when ``p > N``, as Hron et al. 2022 recommend for wide layers).
 
     Raises:
-        ModelError: an unknown ``form``.
+        ModelError: an unknown ``form``, or a likelihood that is not Gaussian (the
+            readout's conditional posterior is Gaussian only under a Gaussian likelihood).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -146,6 +148,13 @@ class Repriorised:
     """
 
     def __init__(self, model: BNN, form: Form = "auto"):
+        if not isinstance(model.likelihood, Gaussian):
+            raise ModelError(
+                "repriorisation needs a Gaussian likelihood: only then is the readout's "
+                "conditional posterior given the hidden weights Gaussian, so that it can be "
+                f"re-expressed exactly through phi ~ N(0, I); got {model.likelihood!r}. "
+                "Sample a categorical model in its plain parameters (plain-ghmc, plain-nuts)"
+            )
         if form not in ("auto", "primal", "dual"):
             raise ModelError(f"form must be 'auto', 'primal' or 'dual', got {form!r}")
         self.model = model

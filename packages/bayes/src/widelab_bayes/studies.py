@@ -20,13 +20,28 @@ from widelab_core import layers as L
 from widelab_core.validate import require_float, require_int
 
 from .diagnostics import function_space_ess, random_projections
+from .gaussian_reference import sample_elliptical_slice, sample_pcn
+from .likelihoods import Categorical
 from .mmd import gp_samples, mmd2_jackknife_se, mmd2_to_gp, network_prior_samples, relu_nngp
 from .model import BNN
+from .networks import NETWORKS, fcn
 from .repriorise import Repriorised
 from .samplers import SampleResult, flat_logdensity, sample_blackjax, sample_ghmc
 
 W_STD, B_STD = 1.5, 0.1
-METHODS = ("repriorised-ghmc", "collapsed-ghmc", "collapsed-nuts", "plain-ghmc", "plain-nuts")
+METHODS = (
+    "repriorised-ghmc",
+    "collapsed-ghmc",
+    "collapsed-nuts",
+    "plain-ghmc",
+    "plain-nuts",
+    "collapsed-pcn",
+    "collapsed-elliptical",
+    "repriorised-pcn",
+    "repriorised-elliptical",
+)
+#: methods whose sampler needs no gradient (their cost is counted in density evaluations)
+GRADIENT_FREE = ("pcn", "elliptical")
 
 
 def toy_regression(n: int, seed: int = 0, noise_std: float = 0.1):
@@ -41,11 +56,9 @@ def toy_regression(n: int, seed: int = 0, noise_std: float = 0.1):
 def mlp(
     width: int, depth: int = 1, out_dim: int = 1, W_std: float = W_STD, b_std: float = B_STD
 ) -> L.Layer:
-    """``depth`` hidden ReLU layers of ``width`` units and a Dense readout (NTK param)."""
-    layers = []
-    for _ in range(depth):
-        layers += [L.Dense(width, W_std=W_std, b_std=b_std), L.Relu()]
-    return L.serial(*layers, L.Dense(out_dim, W_std=W_std, b_std=b_std))
+    """``depth`` hidden ReLU layers of ``width`` units and a Dense readout (NTK param);
+    :func:`widelab_bayes.networks.fcn`."""
+    return fcn(width, depth, out_dim, W_std=W_std, b_std=b_std)
 
 
 @dataclasses.dataclass
@@ -92,10 +105,11 @@ HEADER = [
 
 
 def _summarise(method, width, res: SampleResult) -> Run:
+    """ESS per gradient, or per density evaluation for the gradient-free samplers."""
     ess = function_space_ess(res.projections)["min_bulk"]
     chains = res.projections.shape[0]
-    grads = chains * res.gradients_per_chain
-    return Run(method, width, ess, ess / grads, ess / res.seconds, res)
+    per_chain = res.gradients_per_chain or (res.density_evaluations_per_chain or 0.0)
+    return Run(method, width, ess, ess / (chains * per_chain), ess / res.seconds, res)
 
 
 def sampling_coordinates(method: str, model: BNN) -> tuple[Callable, Callable, Callable]:
@@ -154,6 +168,8 @@ def sample_bnn(
     adapt_scale: bool = False,
     w_std: float = W_STD,
     b_std: float = B_STD,
+    network: str = "fcn",
+    likelihood: str = "gaussian",
 ) -> Run:
     """Sample one toy BNN posterior with one method and summarise in function space.
 
@@ -177,20 +193,31 @@ def sample_bnn(
         thin: GHMC transitions per stored draw.
         seed: data seed.
         depth: number of hidden ReLU layers.
-        data: optional ``(x, y)`` arrays to use instead of the toy data (test inputs
-            are then 25 points spanning the range of the first input column).
+        data: optional ``(x, y)`` or ``(x, y, x_test)`` arrays to use instead of the toy
+            data; ``y`` may have several columns (one output each; class labels for the
+            categorical likelihood). Without ``x_test`` the test inputs are 25 points
+            spanning the range of the first input column.
         u_drift: GHMC only: drift of Neal's non-reversible uniform (``None``: the
             standard accept/reject rule); see :func:`~widelab_bayes.ghmc_step`.
         target_accept: GHMC only: target acceptance of the step-size adaptation.
         adapt_scale: GHMC only: per-chain diagonal mass matrix from the warm-up.
         w_std, b_std: weight and bias scales of every Dense layer.
+        network: ``"fcn"`` (:func:`~widelab_bayes.networks.fcn`) or ``"resnet"``
+            (:func:`~widelab_bayes.networks.resnet`, ``depth`` residual blocks).
+        likelihood: ``"gaussian"`` (noise ``noise_std``) or ``"categorical"`` (softmax;
+            plain methods only, ``y`` holds class labels).
 
     Returns:
-        A :class:`Run`.
+        A :class:`Run`. Function-space ESS is measured on ``num_projections`` fixed
+        random projections of all test predictions (every test point and output).
+        The pCN and elliptical-slice methods count density evaluations in place of
+        gradients.
 
     Raises:
-        ValueError: unknown method; a width, depth, chain, sample, projection or thin
-            count below 1, a negative warm-up, or a noise scale that is not positive.
+        ValueError: unknown method, network or likelihood; a categorical likelihood
+            with a repriorised or collapsed method; a width, depth, chain, sample,
+            projection or thin count below 1, a negative warm-up, or a noise scale that is
+            not positive.
     """
     for name, value in [
         ("width", width),
@@ -204,15 +231,30 @@ def sample_bnn(
         require_int(value, name, min=1)
     require_int(num_warmup, "num_warmup", min=0)
     require_float(noise_std, "noise_std", min=0, min_open=True)
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {tuple(NETWORKS)}, got {network!r}")
+    if likelihood not in ("gaussian", "categorical"):
+        raise ValueError(f"likelihood must be 'gaussian' or 'categorical', got {likelihood!r}")
     if data is None:
         x, y, x_test = toy_regression(n_data, seed, noise_std)
     else:
-        x, y = (np.asarray(a, dtype=np.float64) for a in data)
-        x_test = np.repeat(x.mean(0, keepdims=True), 25, axis=0)
-        x_test[:, 0] = np.linspace(x[:, 0].min(), x[:, 0].max(), 25)
-    model = BNN(mlp(width, depth, W_std=w_std, b_std=b_std), x, y, noise_std=noise_std)
-    dtype = model.y.dtype
-    P = jnp.asarray(random_projections(seed + 1, x_test.shape[0], num_projections), dtype)
+        x, y = (np.asarray(a, dtype=np.float64) for a in data[:2])
+        if len(data) > 2:
+            x_test = np.asarray(data[2], dtype=np.float64)
+        else:
+            x_test = np.repeat(x.mean(0, keepdims=True), 25, axis=0)
+            x_test[:, 0] = np.linspace(x[:, 0].min(), x[:, 0].max(), 25)
+    if likelihood == "categorical":
+        out_dim = int(y.max()) + 1 if y.ndim == 1 else y.shape[1]
+        lik = dict(likelihood=Categorical())
+    else:
+        out_dim = 1 if y.ndim == 1 else y.shape[1]
+        lik = dict(noise_std=noise_std)
+    net = NETWORKS[network](width, depth, out_dim, W_std=w_std, b_std=b_std)
+    model = BNN(net, x, y, **lik)
+    dtype = model.x.dtype
+    n_out = x_test.shape[0] * model.out_dim
+    P = jnp.asarray(random_projections(seed + 1, n_out, num_projections), dtype)
     xt = jnp.asarray(x_test, dtype)
     k_init, k_run = jax.random.split(key)
     init_keys = jax.random.split(k_init, chains)
@@ -221,11 +263,15 @@ def sample_bnn(
     init = jnp.stack([ravel(init_fn(k)) for k in init_keys])
 
     def project(v, k):
-        return predict(unravel(v), xt, k)[:, 0] @ P
+        return jnp.reshape(predict(unravel(v), xt, k), (-1,)) @ P
 
     run = dict(num_warmup=num_warmup, num_samples=num_samples, project=project, project_key=True)
     if method.endswith("nuts"):
         res = sample_blackjax(k_run, ld, init, **run)
+    elif method.endswith("pcn"):
+        res = sample_pcn(k_run, ld, init, **run, thin=thin)
+    elif method.endswith("elliptical"):
+        res = sample_elliptical_slice(k_run, ld, init, **run, thin=thin)
     else:
         res = sample_ghmc(
             k_run,

@@ -1,0 +1,168 @@
+"""What every multi-chain driver shares: the run summary, running moments, stored
+projections, input checks and compiled timing.
+
+A run stores only a user-chosen projection of each draw (e.g. random projections of
+test-set predictions, as Hron et al. 2022 measure ESS in function space) plus
+per-chain running moments (Welford) of the positions, never the draws themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LogDensity = Callable[[jax.Array], jax.Array]
+Projection = Callable[[jax.Array], jax.Array]
+
+
+class SampleResult(NamedTuple):
+    """Summary of a multi-chain run (no draws stored, only projections and moments).
+
+    Attributes:
+        projections: ``(chains, draws, m)`` projections of every retained draw.
+        mean: ``(chains, D)`` running mean of the positions.
+        var: ``(chains, D)`` running (population) variance of the positions.
+        acceptance_rate: mean acceptance probability after warm-up.
+        divergences: number of divergent transitions after warm-up (all chains).
+        nonfinite: number of proposals with a non-finite density or gradient.
+        gradients_per_chain: gradient evaluations per chain after warm-up.
+        warmup_gradients_per_chain: gradient evaluations per chain during warm-up.
+        step_size: the step size used after warm-up.
+        seconds: wall time of the compiled sampling run (warm-up included).
+        compile_seconds: time spent compiling.
+        scale: ``(chains, D)`` per-coordinate scales :func:`sample_ghmc` used after
+            warm-up (``None`` for the blackjax baselines).
+        density_evaluations_per_chain: log-density evaluations per chain after warm-up
+            for the gradient-free samplers (``gradients_per_chain`` is 0 for them);
+            ``None`` for the gradient samplers, where it equals the gradient count.
+    """
+
+    projections: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    acceptance_rate: float
+    divergences: int
+    nonfinite: int
+    gradients_per_chain: float
+    warmup_gradients_per_chain: float
+    step_size: float
+    seconds: float
+    compile_seconds: float
+    scale: np.ndarray | None = None
+    density_evaluations_per_chain: float | None = None
+
+
+def _welford(carry, x):
+    n, mean, m2 = carry
+    n = n + 1
+    delta = x - mean
+    mean = mean + delta / n
+    m2 = m2 + delta * (x - mean)
+    return n, mean, m2
+
+
+def _moments0(chains: int, dim: int, dtype) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Empty per-chain Welford moments ``(count, mean, m2)``."""
+    zeros = jnp.zeros((chains, dim), dtype)
+    return jnp.zeros((chains,), dtype), zeros, zeros
+
+
+def _draws(advance, states, init_positions, key, num_samples, project, project_key=False):
+    """Scan ``num_samples`` stored draws; ``advance(states, k) -> (states, stats)``.
+
+    Every stored position feeds the per-chain Welford moments and ``project`` (called
+    as ``project(position, key)`` with a fresh key per chain and draw when
+    ``project_key``). Returns ``(projections, (n, mean, m2), stats)`` stacked over draws.
+    """
+    chains = init_positions.shape[0]
+
+    def body(carry, k):
+        states, mom = carry
+        k_adv, k_proj = jax.random.split(k)
+        states, stats = advance(states, k_adv)
+        mom = jax.vmap(_welford)(mom, states.position)
+        if project_key:
+            proj = jax.vmap(project)(states.position, jax.random.split(k_proj, chains))
+        else:
+            proj = jax.vmap(project)(states.position)
+        return (states, mom), (proj, stats)
+
+    mom0 = _moments0(*init_positions.shape, init_positions.dtype)
+    (_, mom), (proj, stats) = jax.lax.scan(body, (states, mom0), jax.random.split(key, num_samples))
+    return proj, mom, stats
+
+
+def _result(proj, mom, stats, eps, seconds, compile_s, **counts) -> SampleResult:
+    """A :class:`SampleResult` from :func:`_draws`' output; ``stats[0]`` is the
+    acceptance, ``stats[1]`` the divergence flags; ``counts`` gives ``nonfinite`` and
+    the two gradient counts."""
+    n, mean, m2 = (np.asarray(v) for v in mom)
+    return SampleResult(
+        projections=np.swapaxes(np.asarray(proj), 0, 1),
+        mean=mean,
+        var=m2 / n[:, None],
+        acceptance_rate=float(np.mean(stats[0])),
+        divergences=int(np.sum(stats[1])),
+        step_size=float(eps),
+        seconds=seconds,
+        compile_seconds=compile_s,
+        **counts,
+    )
+
+
+def _projection(project, project_key):
+    """``project``, or the first ``min(D, 8)`` coordinates when it is ``None``."""
+    if project is None and project_key:
+        raise ValueError("project_key=True needs a project(position, key) function")
+    return project or (lambda x: x[: min(x.shape[0], 8)])
+
+
+def _check_init(init_positions, num_warmup, num_samples):
+    init_positions = jnp.asarray(init_positions)
+    if init_positions.ndim != 2:
+        raise ValueError(
+            f"init_positions must have shape (chains, D), got {tuple(init_positions.shape)}"
+        )
+    if init_positions.shape[0] < 1 or init_positions.shape[1] < 1:
+        raise ValueError(
+            "init_positions must hold at least one chain of at least one coordinate, got "
+            f"shape {tuple(init_positions.shape)}"
+        )
+    if not bool(jnp.all(jnp.isfinite(init_positions))):
+        raise ValueError("init_positions contain non-finite values")
+    if int(num_samples) < 1 or int(num_warmup) < 0:
+        raise ValueError(f"need num_samples >= 1, num_warmup >= 0; got {num_samples}, {num_warmup}")
+    return init_positions
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    t1 = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    return out, time.perf_counter() - t1, t1 - t0
+
+
+def flat_logdensity(log_density: Callable, example_params) -> tuple[LogDensity, Callable, Callable]:
+    """Wrap a pytree log density for the flat-vector samplers.
+
+    Args:
+        log_density: ``params_pytree -> scalar``.
+        example_params: a params pytree with the right structure and dtypes.
+
+    Returns:
+        ``(logdensity_flat, ravel, unravel)``.
+    """
+    from jax.flatten_util import ravel_pytree
+
+    _, unravel = ravel_pytree(example_params)
+
+    def ravel(p):
+        return ravel_pytree(p)[0]
+
+    return (lambda v: log_density(unravel(v))), ravel, unravel
