@@ -20,6 +20,7 @@ from .combinators import (
     serial,
 )
 from .conv import Conv
+from .conv_variants import ConvLocal, ConvTranspose
 from .dense import Dense
 from .elementwise import (
     ABRelu,
@@ -45,9 +46,14 @@ from .elementwise import (
 from .normalization import Dropout, LayerNorm
 from .polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
 from .pooling import AvgPool, GlobalAvgPool, GlobalSumPool, SumPool
+from .resize import ImageResize, Index
 from .structural import Flatten, Identity
 
 __all__ = [
+    "ConvLocal",
+    "ConvTranspose",
+    "ImageResize",
+    "Index",
     "RectifiedMonomial",
     "Polynomial",
     "Monomial",

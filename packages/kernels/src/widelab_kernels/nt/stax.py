@@ -331,6 +331,110 @@ def GlobalSelfAttention(
     )
 
 
+# Convolution variants, resizing and indexing ----------------------------------------
+def ConvTranspose(
+    out_chan: int,
+    filter_shape: Sequence[int],
+    strides: Sequence[int] | None = None,
+    padding: str = "VALID",
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    dimension_numbers: tuple[str, str, str] | None = None,
+    parameterization: str = "ntk",
+    s: tuple[int, int] = (1, 1),
+) -> StaxLayer:
+    """Transposed convolution (NT's ``stax.ConvTranspose``); see
+    ``widelab_core.layers.ConvTranspose``."""
+    return _conv_like(
+        L.ConvTranspose,
+        "ConvTranspose",
+        out_chan,
+        filter_shape,
+        strides,
+        padding,
+        W_std,
+        b_std,
+        dimension_numbers,
+        parameterization,
+        s,
+    )
+
+
+def ConvLocal(
+    out_chan: int,
+    filter_shape: Sequence[int],
+    strides: Sequence[int] | None = None,
+    padding: str = "VALID",
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    dimension_numbers: tuple[str, str, str] | None = None,
+    parameterization: str = "ntk",
+    s: tuple[int, int] = (1, 1),
+) -> StaxLayer:
+    """Locally connected (unshared) convolution (NT's ``stax.ConvLocal``); see
+    ``widelab_core.layers.ConvLocal``."""
+    return _conv_like(
+        L.ConvLocal,
+        "ConvLocal",
+        out_chan,
+        filter_shape,
+        strides,
+        padding,
+        W_std,
+        b_std,
+        dimension_numbers,
+        parameterization,
+        s,
+    )
+
+
+def ImageResize(
+    shape: Sequence[int],
+    method: Any,
+    antialias: bool = True,
+    precision: Any = None,
+    batch_axis: int = 0,
+    channel_axis: int = -1,
+) -> StaxLayer:
+    """``jax.image.resize`` of every axis, ``-1`` keeping an axis (NT's
+    ``stax.ImageResize``); see ``widelab_core.layers.ImageResize``. ``precision=None``
+    means ``jax.lax.Precision.HIGHEST`` (NT's default)."""
+    if precision is None:
+        precision = "highest"
+    elif isinstance(precision, enum.Enum):
+        precision = precision.name.lower()
+    return _make(
+        L.ImageResize,
+        "ImageResize",
+        dict(_AXES),
+        shape=tuple(shape),
+        method=method,
+        antialias=antialias,
+        precision=precision,
+        batch_axis=batch_axis,
+        channel_axis=channel_axis,
+    )
+
+
+def Index(idx: Any, batch_axis: int = 0, channel_axis: int = -1) -> StaxLayer:
+    """NumPy basic indexing ``x[idx]`` (NT's ``stax.Index``); build ``idx`` with
+    :data:`Slice`, e.g. ``Index(Slice[::2, :4, :4])``."""
+    return _make(
+        L.Index, "Index", dict(_AXES), idx=idx, batch_axis=batch_axis, channel_axis=channel_axis
+    )
+
+
+class _SliceMaker:
+    """``Slice[1:4, :, 0]`` returns the index ``(slice(1, 4), slice(None), 0)``."""
+
+    def __getitem__(self, idx: Any) -> Any:
+        return idx
+
+
+#: Builds an index for :func:`Index` from slice syntax (NT's ``stax.Slice``).
+Slice = _SliceMaker()
+
+
 # Nonlinearities ------------------------------------------------------------------
 def _stable(name: str, do_stabilize: bool) -> None:
     # NT's do_stabilize rescales inputs to avoid overflow in its arc-cosine formulas;
@@ -503,6 +607,11 @@ __all__ = [
     "Diagonal",
     "layer",
     "requires",
+    "Slice",
+    "Index",
+    "ImageResize",
+    "ConvTranspose",
+    "ConvLocal",
     "ABRelu",
     "Abs",
     "AggregateImplementation",

@@ -1,6 +1,15 @@
 """Analytic kernel rules, one module per layer family (importing registers them)."""
 
-from . import attention, combinators, elementwise, elementwise_closed, linear, norm, spatial
+from . import (
+    attention,
+    combinators,
+    elementwise,
+    elementwise_closed,
+    linear,
+    norm,
+    position_maps,
+    spatial,
+)
 
 __all__ = [
     "attention",
@@ -9,5 +18,6 @@ __all__ = [
     "elementwise_closed",
     "linear",
     "norm",
+    "position_maps",
     "spatial",
 ]
