@@ -42,7 +42,7 @@ for folder in "${folders[@]}"; do
   cp conftest.py "$work/iso-$folder/conftest.py"
   cp -r "packages/$folder/tests" "$work/iso-$folder/tests"
   (cd "$work/iso-$folder" && "$venv/bin/python" -c "import $mod, sys; assert 'site-packages' in $mod.__file__, $mod.__file__" \
-    && "$venv/bin/python" -m pytest -q -p no:cacheprovider --import-mode=importlib \
+    && "$venv/bin/python" -m pytest -q -p no:cacheprovider --import-mode=importlib -n auto --maxprocesses=4 \
        -W error -m "not slow" -o "markers=slow
 gpu
 integration" .)
