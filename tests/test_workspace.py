@@ -112,3 +112,8 @@ def test_private_import_check_sees_a_violation(tmp_path, monkeypatch):
     )
     found = _private_imports(bad, "widelab_bayes")
     assert [f.split(":")[1].split()[0] for f in found] == ["1", "2", "3"]
+
+
+def test_every_package_command_is_installed_with_a_version():
+    assert set(cli.plugin_entry_points()) == {"kernels", "bayes", "recsys", "games", "lm"}
+    assert set(cli.versions()) == {"core", "kernels", "bayes", "recsys", "games", "lm"}
