@@ -148,8 +148,9 @@ def ntk_convergence(net_of_width: Callable[[int], L.Layer], x, widths, n_samples
         net = net_of_width(w)
         f = jax.jit(lambda p, net=net: empirical_ntk(net.apply, p, x, None))
         errs = []
+        width_key = jax.random.fold_in(jax.random.key(seed), w)
         for i in range(n_samples):
-            _, params = net.init(jax.random.key(seed * 1000 + i), x.shape)
+            _, params = net.init(jax.random.fold_in(width_key, i), x.shape)
             e = np.asarray(f(params))
             errs.append(np.linalg.norm(e - analytic) / np.linalg.norm(analytic))
         errs = np.asarray(errs)
