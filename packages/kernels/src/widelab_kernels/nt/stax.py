@@ -144,31 +144,32 @@ def _channels_last(dn) -> bool:
     return lhs[0] == "N" and lhs[-1] == "C" and out == lhs and rhs[-2:] == "IO"
 
 
-def Conv(
-    out_chan: int,
-    filter_shape: Sequence[int],
-    strides: Sequence[int] | None = None,
-    padding: str = "VALID",
-    W_std: float = 1.0,
-    b_std: float | None = None,
-    dimension_numbers: tuple[str, str, str] | None = None,
-    parameterization: str = "ntk",
-    s: tuple[int, int] = (1, 1),
-) -> StaxLayer:
-    """Convolution (NT's ``stax.Conv``); see ``widelab_core.layers.Conv``."""
-    return _conv_like(
-        L.Conv,
-        "Conv",
-        out_chan,
-        filter_shape,
-        strides,
-        padding,
-        W_std,
-        b_std,
-        dimension_numbers,
-        parameterization,
-        s,
+def _conv_variant(layer_name: str, summary: str):
+    """An NT convolution constructor (NT's signature) for the core layer ``layer_name``."""
+
+    def make(
+        out_chan: int,
+        filter_shape: Sequence[int],
+        strides: Sequence[int] | None = None,
+        padding: str = "VALID",
+        W_std: float = 1.0,
+        b_std: float | None = None,
+        dimension_numbers: tuple[str, str, str] | None = None,
+        parameterization: str = "ntk",
+        s: tuple[int, int] = (1, 1),
+    ) -> StaxLayer:
+        args = (strides, padding, W_std, b_std, dimension_numbers, parameterization, s)
+        cls = getattr(L, layer_name)
+        return _conv_like(cls, layer_name, out_chan, filter_shape, *args)
+
+    make.__name__ = make.__qualname__ = layer_name
+    make.__doc__ = (
+        f"{summary} (NT's ``stax.{layer_name}``); see ``widelab_core.layers.{layer_name}``."
     )
+    return make
+
+
+Conv = _conv_variant("Conv", "Convolution")
 
 
 def _pool(cls, name, window_shape, strides, padding, **extra):
@@ -332,60 +333,8 @@ def GlobalSelfAttention(
 
 
 # Convolution variants, resizing and indexing ----------------------------------------
-def ConvTranspose(
-    out_chan: int,
-    filter_shape: Sequence[int],
-    strides: Sequence[int] | None = None,
-    padding: str = "VALID",
-    W_std: float = 1.0,
-    b_std: float | None = None,
-    dimension_numbers: tuple[str, str, str] | None = None,
-    parameterization: str = "ntk",
-    s: tuple[int, int] = (1, 1),
-) -> StaxLayer:
-    """Transposed convolution (NT's ``stax.ConvTranspose``); see
-    ``widelab_core.layers.ConvTranspose``."""
-    return _conv_like(
-        L.ConvTranspose,
-        "ConvTranspose",
-        out_chan,
-        filter_shape,
-        strides,
-        padding,
-        W_std,
-        b_std,
-        dimension_numbers,
-        parameterization,
-        s,
-    )
-
-
-def ConvLocal(
-    out_chan: int,
-    filter_shape: Sequence[int],
-    strides: Sequence[int] | None = None,
-    padding: str = "VALID",
-    W_std: float = 1.0,
-    b_std: float | None = None,
-    dimension_numbers: tuple[str, str, str] | None = None,
-    parameterization: str = "ntk",
-    s: tuple[int, int] = (1, 1),
-) -> StaxLayer:
-    """Locally connected (unshared) convolution (NT's ``stax.ConvLocal``); see
-    ``widelab_core.layers.ConvLocal``."""
-    return _conv_like(
-        L.ConvLocal,
-        "ConvLocal",
-        out_chan,
-        filter_shape,
-        strides,
-        padding,
-        W_std,
-        b_std,
-        dimension_numbers,
-        parameterization,
-        s,
-    )
+ConvTranspose = _conv_variant("ConvTranspose", "Transposed convolution")
+ConvLocal = _conv_variant("ConvLocal", "Locally connected (unshared) convolution")
 
 
 def ImageResize(
