@@ -15,7 +15,13 @@ from widelab_lm_hallucination import (
     size_family,
     split_kg,
 )
-from widelab_lm_hallucination.report import _breakdown, _full_extras, _grid_table
+from widelab_lm_hallucination.report import (
+    _auroc_bars,
+    _breakdown,
+    _detector_figures,
+    _full_extras,
+    _grid_table,
+)
 
 
 def _tables(sec):
@@ -77,6 +83,31 @@ def test_breakdown_rates_match_the_flags(tiny_kg):
     assert val == [r[3] for r in rows if r[0] == "object"] and len(se) == len(val)
 
 
+def test_detector_error_bars_are_the_bootstrap_interval(monkeypatch):
+    import matplotlib.axes
+
+    nan = float("nan")
+    base = {"task": "sentence", "mode": "frozen", "width": 8}
+    rows = [
+        dict(base, d_model=16, auroc=0.7, auroc_low=0.6, auroc_high=0.75, auroc_se=0.04),
+        dict(base, d_model=32, auroc=0.8, auroc_low=nan, auroc_high=nan, auroc_se=0.05),
+    ]
+    assert _auroc_bars(rows[0]) == pytest.approx((0.1, 0.05))
+    assert _auroc_bars(rows[1]) == pytest.approx((1.96 * 0.05, 1.96 * 0.05))
+    seen = []
+    real = matplotlib.axes.Axes.errorbar
+
+    def spy(self, x, y, yerr=None, **kw):
+        seen.append(np.asarray(yerr))
+        return real(self, x, y, yerr=yerr, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", spy)
+    sec = ReportSection("t")
+    _detector_figures(sec, rows, {16: 100, 32: 400})
+    assert len(seen) == 1  # one detector, two LM sizes: rows are (below, above)
+    np.testing.assert_allclose(seen[0], [[0.1, 0.098], [0.05, 0.098]])
+
+
 @pytest.mark.slow
 def test_full_extras_figures(tiny_kg):
     split = split_kg(tiny_kg, 0.2, seed=0)
@@ -111,6 +142,13 @@ def test_full_extras_figures(tiny_kg):
             assert se == pytest.approx(auroc_standard_error(auc, n_pos, n - n_pos))
         else:
             assert se != se
+    for _, trows, _ in _tables(sec)[:2]:  # both detector tables: the bootstrap interval
+        for r in trows:
+            auc, low, high = r[col["auroc"]], r[col["auroc_low"]], r[col["auroc_high"]]
+            if auc == auc:
+                assert 0.0 <= low <= auc <= high <= 1.0
+            else:
+                assert low != low and high != high
     for r in rows[2:]:  # per LM, both likelihood scores rank the same held-out outputs
         assert (r[col["prevalence"]], r[col["n"]]) == (
             rows[2][col["prevalence"]],

@@ -7,7 +7,12 @@ independent runs) and ReST-EM self-training
 (Hron et al., COLM 2024; Singh et al. 2023).
 """
 
-from .baselines import auroc_standard_error, likelihood_scores
+from .baselines import (
+    AurocInterval,
+    auroc_bootstrap_interval,
+    auroc_standard_error,
+    likelihood_scores,
+)
 from .bounds import capacity_bound, knowledge_bits, popular_object_baseline, rate_by
 from .corpus import SPECIALS, FactStream, Tokenizer, UnknownTokenError, encode_kg, pack
 from .detectors import (
@@ -18,6 +23,8 @@ from .detectors import (
     average_precision,
     detectability,
     evaluate_detector,
+    held_out_scores,
+    score_detector,
     split_generations,
     token_labels,
     train_detector,
@@ -131,6 +138,8 @@ __all__ = [
     "detectability",
     "encode_kg",
     "evaluate_detector",
+    "held_out_scores",
+    "score_detector",
     "evaluate_queries",
     "fit_rate_vs_compute",
     "flops_per_token",
@@ -164,6 +173,8 @@ __all__ = [
     "rate_by",
     "answer_mask",
     "auroc_standard_error",
+    "auroc_bootstrap_interval",
+    "AurocInterval",
     "likelihood_scores",
     "check_outputs",
     "read_run_json",

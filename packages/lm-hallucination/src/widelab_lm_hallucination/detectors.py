@@ -286,11 +286,16 @@ class DetectorScore:
     n: int
 
 
-def evaluate_detector(det: Detector, kg: KnowledgeGraph, gen: Generations) -> DetectorScore:
-    """AUC-PR, prevalence and AUROC of a detector on held-out generations.
+def held_out_scores(
+    det: Detector, kg: KnowledgeGraph, gen: Generations
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores of a detector on generations, flattened to the scored items.
 
-    Raises:
-        ValueError: the held-out labels are all of one class.
+    Sentence task: one (label, score) per generation. Token task: one per generated
+    position that has a label (``token_labels >= 0``).
+
+    Returns:
+        ``(labels, scores)``: boolean labels (True: hallucination) and float scores.
     """
     s = det.scores(gen.tokens)
     if det.config.task == "sentence":
@@ -299,7 +304,28 @@ def evaluate_detector(det: Detector, kg: KnowledgeGraph, gen: Generations) -> De
         lab = token_labels(kg, gen)
         keep = lab >= 0
         y, s = lab[keep].astype(bool), s[keep]
-    return DetectorScore(average_precision(y, s), float(y.mean()), auroc(y, s), int(y.size))
+    return np.asarray(y, bool), np.asarray(s)
+
+
+def score_detector(labels: np.ndarray, scores: np.ndarray) -> DetectorScore:
+    """AUC-PR, prevalence and AUROC of given labels and scores.
+
+    Raises:
+        ValueError: the labels are all of one class, or mismatched lengths.
+    """
+    y = np.asarray(labels, bool)
+    return DetectorScore(
+        average_precision(y, scores), float(y.mean()), auroc(y, scores), int(y.size)
+    )
+
+
+def evaluate_detector(det: Detector, kg: KnowledgeGraph, gen: Generations) -> DetectorScore:
+    """AUC-PR, prevalence and AUROC of a detector on held-out generations.
+
+    Raises:
+        ValueError: the held-out labels are all of one class.
+    """
+    return score_detector(*held_out_scores(det, kg, gen))
 
 
 def split_generations(gen: Generations, frac: float = 0.5, *, seed: int = 0):
@@ -368,6 +394,8 @@ def detectability(
     key: jax.Array,
     n_samples: int = 4,
     temperature: float = 1.0,
+    level: float = 0.95,
+    n_boot: int = 1000,
 ) -> list[dict]:
     """Detector quality against LM size and detector size (Hron et al. 2024, Sec. 4).
 
@@ -378,14 +406,41 @@ def detectability(
     :func:`~widelab_lm_hallucination.likelihood_scores` on the same held-out half
     (``mode`` ``"object NLL"`` and ``"token entropy"``, width 0).
 
+    Args:
+        lms: ``(config, params)`` of each LM.
+        kg: ground-truth graph.
+        tok: tokenizer.
+        queries: queries to sample objects for.
+        detectors: detector settings trained on every LM.
+        key: PRNG key (sampling and detector initialisation).
+        n_samples: sampled objects per query.
+        temperature: sampling temperature.
+        level: coverage of the AUROC's bootstrap interval.
+        n_boot: bootstrap replicates of that interval.
+
     Returns:
         One record per (LM, detector): ``d_model``, ``task``, ``mode``, ``width``,
-        ``auc_pr``, ``prevalence``, ``auroc``, ``n`` and ``auroc_se``, the Hanley-McNeil
+        ``auc_pr``, ``prevalence``, ``auroc``, ``n``, ``auroc_se``, the Hanley-McNeil
         standard error of the AUROC (:func:`~widelab_lm_hallucination.auroc_standard_error`,
-        with ``prevalence * n`` positives); NaN metrics when a half holds a single class.
+        with ``prevalence * n`` positives), and ``auroc_low`` / ``auroc_high``, the
+        stratified percentile bootstrap interval at ``level`` of the same held-out
+        scores (:func:`~widelab_lm_hallucination.auroc_bootstrap_interval`, seed 0);
+        NaN metrics when a half holds a single class.
+
+    Example:
+        >>> # rows = detectability([(cfg, params)], kg, tok, queries, [DetectorConfig()],
+        >>> #                      key=jax.random.key(0))
     """
-    from .baselines import likelihood_scores
+    from .baselines import auroc_bootstrap_interval, likelihood_scores
     from .hallucination import decode_budget, generate
+
+    nan = float("nan")
+
+    def interval(y, s):
+        if 0 < y.sum() < len(y):
+            low, high, _ = auroc_bootstrap_interval(y, s, level=level, n_boot=n_boot)
+            return {"auroc_low": low, "auroc_high": high}
+        return {"auroc_low": nan, "auroc_high": nan}
 
     out = []
     for cfg, params in lms:
@@ -406,9 +461,12 @@ def detectability(
             rec = {"d_model": cfg.d_model, "task": dc.task, "mode": dc.mode, "width": dc.width}
             try:
                 det = train_detector(dc, cfg, params, kg, tr, key=k_det)
-                rec.update(dataclasses.asdict(evaluate_detector(det, kg, te)))
+                y, s = held_out_scores(det, kg, te)
+                rec.update(dataclasses.asdict(score_detector(y, s)))
+                rec.update(interval(y, s))
             except ValueError:
-                rec.update(auc_pr=float("nan"), prevalence=float("nan"), auroc=float("nan"), n=0)
+                rec.update(auc_pr=nan, prevalence=nan, auroc=nan, n=0)
+                rec.update(auroc_low=nan, auroc_high=nan)
             out.append(rec)
         y = is_hallucination(kg, te.queries, te.objects, te.finished)
         for name, score in likelihood_scores(cfg, params, te).items():
@@ -417,8 +475,9 @@ def detectability(
             if 0 < y.sum() < len(y):
                 rec.update(auc_pr=average_precision(y, score), auroc=auroc(y, score))
             else:
-                rec.update(auc_pr=float("nan"), auroc=float("nan"))
+                rec.update(auc_pr=nan, auroc=nan)
             rec.update(prevalence=float(y.mean()), n=len(y))
+            rec.update(interval(y, score))
             out.append(rec)
     for rec in out:
         rec["auroc_se"] = _auroc_se(rec)

@@ -299,14 +299,16 @@ def _full_extras(
     key = jax.random.key(ctx.seed)
     seen = list(split.seen)
     heads = [DetectorConfig(task=t, width=32, steps=det_steps) for t in ("sentence", "token")]
-    cols = ["d_model", "task", "mode", "width", "auc_pr", "prevalence", "auroc", "auroc_se", "n"]
+    cols = ["d_model", "task", "mode", "width", "auc_pr", "prevalence", "auroc", "auroc_low"]
+    cols += ["auroc_high", "auroc_se", "n"]
     rows = detectability(lms, split.full, tok, seen, heads, key=key)
     sec.table(
         cols,
         [[r[c] for c in cols] for r in rows],
         caption="Frozen-LM detector heads and the LM's own training-free likelihood scores "
-        "(object NLL, token entropy) against LM size (AUC-PR chance = prevalence; AUROC "
-        "standard error of Hanley & McNeil 1982).",
+        "(object NLL, token entropy) against LM size (AUC-PR chance = prevalence; "
+        "auroc_low / auroc_high: 95% stratified percentile bootstrap interval, 1000 "
+        "replicates; auroc_se: Hanley & McNeil 1982 standard error).",
     )
     _detector_figures(sec, rows, {c.d_model: param_counts(c)["non_embedding"] for c, _ in lms})
     by_size = [DetectorConfig(width=w, steps=det_steps) for w in widths]
@@ -315,7 +317,8 @@ def _full_extras(
     sec.table(
         cols,
         [[r[c] for c in cols] for r in rows],
-        caption="Sentence detectors of growing size on the largest LM.",
+        caption="Sentence detectors of growing size on the largest LM (AUROC interval: "
+        "95% stratified percentile bootstrap; auroc_se: Hanley-McNeil).",
     )
     cfg, params = lms[-1]
     budget = decode_budget(tok, split.full)
@@ -347,8 +350,17 @@ def _detector_label(r) -> str:
     return r["mode"] if r["width"] == 0 else f"{r['task']} head ({r['mode']})"
 
 
+def _auroc_bars(r) -> tuple[float, float]:
+    """Lower and upper error-bar lengths of a record's AUROC: the bootstrap interval
+    where present, else 1.96 Hanley-McNeil standard errors (NaN: no bar)."""
+    auc, low, high = r["auroc"], r.get("auroc_low", math.nan), r.get("auroc_high", math.nan)
+    if math.isfinite(low) and math.isfinite(high):
+        return auc - low, high - auc
+    return 1.96 * r["auroc_se"], 1.96 * r["auroc_se"]
+
+
 def _detector_figures(sec, rows, n_params):
-    """AUROC of each detector against LM size, with 95% intervals (1.96 standard errors)."""
+    """AUROC of each detector against LM size, with 95% bootstrap intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -361,7 +373,8 @@ def _detector_figures(sec, rows, n_params):
         x = [n_params[r["d_model"]] for r in rs]
         auc = [r["auroc"] for r in rs]
         se = [r["auroc_se"] for r in rs]
-        ax.errorbar(x, auc, yerr=[1.96 * e for e in se], fmt="o-", capsize=3, label=label)
+        bars = np.array([_auroc_bars(r) for r in rs]).T
+        ax.errorbar(x, auc, yerr=bars, fmt="o-", capsize=3, label=label)
         sec.metric(
             f"lm detector AUROC against LM size ({label})",
             auc,
@@ -386,6 +399,7 @@ def _detector_figures(sec, rows, n_params):
     fig.tight_layout()
     sec.figure(
         fig,
-        "Detector AUROC against LM size with 95% intervals (Hanley-McNeil standard errors); "
+        "Detector AUROC against LM size with 95% stratified percentile bootstrap intervals "
+        "(1000 replicates; 1.96 Hanley-McNeil standard errors for records without one); "
         "the dashed line is chance.",
     )
