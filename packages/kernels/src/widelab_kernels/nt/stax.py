@@ -547,7 +547,13 @@ def FanInProd() -> StaxLayer:
 
 
 def FanInConcat(axis: int = -1) -> StaxLayer:
-    """Concatenate the branches along ``axis`` (NT's ``stax.FanInConcat``)."""
+    """Concatenate the branches along ``axis`` (NT's ``stax.FanInConcat``).
+
+    Along the channel axis the kernel is the width-weighted mean of the branch kernels;
+    along a spatial axis each branch keeps its kernel on its own positions and positions of
+    different branches are uncorrelated (branches must end in independent affine layers on
+    the all-pairs layout). The batch axis has no kernel (``KernelError``).
+    """
     return StaxLayer(L.FanInConcat(axis))
 
 
