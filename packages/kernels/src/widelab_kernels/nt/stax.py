@@ -26,6 +26,7 @@ from typing import Any
 
 from widelab_core import layers as L
 
+from ._dot_general import DotGeneral
 from ._layer import StaxLayer, unwrap
 from .custom import Bool, Diagonal, layer, requires
 
@@ -564,6 +565,7 @@ __all__ = [
     "requires",
     "Slice",
     "Index",
+    "DotGeneral",
     "ImageResize",
     "ConvTranspose",
     "ConvLocal",
