@@ -22,6 +22,7 @@ from .combinators import (
 from .conv import Conv
 from .conv_variants import ConvLocal, ConvTranspose
 from .dense import Dense
+from .dot_general import DotGeneral
 from .elementwise import (
     ABRelu,
     Abs,
@@ -54,6 +55,7 @@ __all__ = [
     "ConvTranspose",
     "ImageResize",
     "Index",
+    "DotGeneral",
     "RectifiedMonomial",
     "Polynomial",
     "Monomial",

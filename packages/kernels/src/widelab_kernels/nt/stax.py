@@ -26,6 +26,7 @@ from typing import Any
 
 from widelab_core import layers as L
 
+from ._dot_general import DotGeneral
 from ._layer import StaxLayer, unwrap
 from .custom import Bool, Diagonal, layer, requires
 
@@ -547,7 +548,13 @@ def FanInProd() -> StaxLayer:
 
 
 def FanInConcat(axis: int = -1) -> StaxLayer:
-    """Concatenate the branches along ``axis`` (NT's ``stax.FanInConcat``)."""
+    """Concatenate the branches along ``axis`` (NT's ``stax.FanInConcat``).
+
+    Along the channel axis the kernel is the width-weighted mean of the branch kernels;
+    along a spatial axis each branch keeps its kernel on its own positions and positions of
+    different branches are uncorrelated (branches must end in independent affine layers on
+    the all-pairs layout). The batch axis has no kernel (``KernelError``).
+    """
     return StaxLayer(L.FanInConcat(axis))
 
 
@@ -558,6 +565,7 @@ __all__ = [
     "requires",
     "Slice",
     "Index",
+    "DotGeneral",
     "ImageResize",
     "ConvTranspose",
     "ConvLocal",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from widelab_core import layers as L
 
 from ..kernel import Kernel
@@ -131,13 +132,15 @@ def _fan_in_concat(layer, ks, ctx):
     ks, shapes = _branches(layer, ks, ctx)
     rank = len(shapes[0])
     ax = layer.axis % rank
-    if ax != rank - 1:
+    if ax == 0:
         raise KernelError(
             layer,
-            f"only concatenation along the channel axis (-1) has a kernel rule, got axis "
-            f"{layer.axis}",
+            f"concatenation along the batch axis (axis={layer.axis}) mixes examples of "
+            "different inputs; the kernel supports the channel axis and spatial axes",
             ctx.where,
         )
+    if ax != rank - 1:
+        return _fan_in_concat_spatial(layer, ks, shapes, ax, ctx)
     if any(s[:-1] != shapes[0][:-1] for s in shapes):
         raise KernelError(layer, f"branches must agree on all axes but -1, got {shapes}", ctx.where)
     widths = [s[-1] for s in shapes]
@@ -161,6 +164,79 @@ def _fan_in_concat(layer, ks, ctx):
         # Channel groups keep their own kernels; only their width-weighted mean is
         # tracked, so a nonlinearity must not follow before a new affine layer.
         is_gaussian=False,
+        is_input=False,
+    )
+
+
+def _block_diagonal(xs, a: int, b: int):
+    """Arrange ``xs`` as diagonal blocks on axes ``a`` (rows) and ``b`` (columns)."""
+    if any(x is None for x in xs):
+        return None
+    rows = [x.shape[a] for x in xs]
+    cols = [x.shape[b] for x in xs]
+    out = []
+    for i, x in enumerate(xs):
+        pads = [(0, 0)] * x.ndim
+        pads[a] = (sum(rows[:i]), sum(rows[i + 1 :]))
+        pads[b] = (sum(cols[:i]), sum(cols[i + 1 :]))
+        out.append(jnp.pad(x, pads))
+    return _sum_opt(out)
+
+
+def _concat_opt(xs, axis: int):
+    if any(x is None for x in xs):
+        return None
+    return jnp.concatenate(xs, axis=axis)
+
+
+def _fan_in_concat_spatial(layer, ks, shapes, ax: int, ctx):
+    """Concatenation along spatial axis ``ax``: positions of branch ``i`` keep branch
+    ``i``'s covariances; positions of different (independent) branches are uncorrelated."""
+    for k in ks:
+        for s, s0 in ((k.shape1, ks[0].shape1), (k.shape2, ks[0].shape2)):
+            if s[:ax] + s[ax + 1 :] != s0[:ax] + s0[ax + 1 :]:
+                raise KernelError(
+                    layer,
+                    f"branches must agree on all axes but {layer.axis}, got {shapes}",
+                    ctx.where,
+                )
+    k0 = ks[0]
+    i = ax - 1  # spatial index
+    d = k0.n_spatial
+    if k0.diagonal_spatial:
+        # Same-position covariances only: each position belongs to one branch.
+        nngp = _concat_opt([k.nngp for k in ks], 2 + i)
+        ntk = _concat_opt([k.ntk for k in ks], 2 + i)
+        cov1 = _concat_opt([k.cov1 for k in ks], 1 + i)
+        cov2 = _concat_opt([k.cov2 for k in ks], 1 + i)
+    else:
+        _require_gaussian(layer, ks, ctx)
+        nngp = _block_diagonal([k.nngp for k in ks], 2 + i, 2 + d + i)
+        ntk = _block_diagonal([k.ntk for k in ks], 2 + i, 2 + d + i)
+        cov1 = _block_diagonal([k.cov1 for k in ks], 1 + i, 1 + d + i)
+        cov2 = _block_diagonal([k.cov2 for k in ks], 1 + i, 1 + d + i)
+
+    def masks(ms, shape_of):
+        if all(m is None for m in ms):
+            return None
+        full = [jnp.zeros(shape_of(k)[:-1], bool) if m is None else m for k, m in zip(ks, ms)]
+        return jnp.concatenate(full, axis=ax)
+
+    def out_shape(get):
+        s = list(get(k0))
+        s[ax] = sum(get(k)[ax] for k in ks)
+        return tuple(s)
+
+    return k0.replace(
+        nngp=nngp,
+        ntk=ntk,
+        cov1=cov1,
+        cov2=cov2,
+        mask1=masks([k.mask1 for k in ks], lambda k: k.shape1),
+        mask2=masks([k.mask2 for k in ks], lambda k: k.shape2),
+        shape1=out_shape(lambda k: k.shape1),
+        shape2=out_shape(lambda k: k.shape2),
+        is_gaussian=all(k.is_gaussian for k in ks),
         is_input=False,
     )
 

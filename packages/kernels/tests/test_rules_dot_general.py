@@ -1,0 +1,100 @@
+"""Kernels of DotGeneral with a constant: Neural Tangents 0.6.5 float64 fixtures
+(``benchmarks/nt_reference_dot_general.py``), finite-width apply against
+``jax.lax.dot_general``, errors."""
+
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from widelab_core import layers as L
+from widelab_kernels import KernelError, kernel_fn
+from widelab_kernels.nt import stax
+
+HERE = pathlib.Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location(
+    "nt_nets_dot_general", HERE / "nt_nets_dot_general.py"
+)
+nt_nets_dot_general = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nt_nets_dot_general)
+REFERENCE = np.load(HERE / "data" / "nt_reference_dot_general.npz")
+
+
+def test_dot_general_matches_neural_tangents_float64():
+    cases = list(nt_nets_dot_general.cases(stax))
+    with jax.enable_x64(True):
+
+        @jax.jit
+        def all_kernels(inputs):
+            out = {}
+            for (case, net, _, _), (x1, x2) in zip(cases, inputs):
+                k = net[2](x1, x2, ("nngp", "ntk"))
+                out[case] = jnp.stack([k.nngp, k.ntk])
+                if case in ("rhs_scalar_flat", "rhs_difference_gap"):
+                    # widelab's own layout choice (same-position covariances where enough)
+                    auto = kernel_fn(net, jit=False)(x1, x2, ("nngp", "ntk"))
+                    out[case + "|auto"] = jnp.stack([auto.nngp, auto.ntk])
+            return out
+
+        got = all_kernels([(c[2], c[3]) for c in cases])
+    assert len(cases) == len(REFERENCE.files)
+    for case, _, _, _ in cases:
+        want = REFERENCE[case]
+        ours = np.asarray(got[case])
+        assert ours.shape == want.shape, (case, ours.shape, want.shape)
+        scale = np.max(np.abs(want))
+        err = np.max(np.abs(ours - want)) / scale
+        # NT's arc-cosine kernel loses ~1e-9 (relative) on the diagonal of x1 = x2.
+        tol = 3e-9 if case.endswith("x1x1") or "1d" in case else 1e-12
+        assert err < tol, (case, err)
+        if case + "|auto" in got:
+            auto_err = np.max(np.abs(np.asarray(got[case + "|auto"]) - want)) / scale
+            assert auto_err < tol, (case, "auto layout", auto_err)
+
+
+def test_dot_general_apply_and_errors():
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 2)).astype(np.float32)
+    a = np.arange(12.0, dtype=np.float32).reshape(4, 3) - 5.0
+    # NT's apply: lax.dot_general with the constant on either side.
+    for kw, want in (
+        (dict(rhs=a, dimension_numbers=(((1, 2), (1, 0)), ((), ()))), None),
+        (dict(lhs=a, dimension_numbers=(((1, 0), (1, 2)), ((), ()))), None),
+    ):
+        init_fn, apply_fn, _ = stax.DotGeneral(**kw)
+        shape, params = init_fn(jax.random.key(0), x.shape)
+        if "rhs" in kw:
+            want = jax.lax.dot_general(x, a, kw["dimension_numbers"])
+        else:
+            want = jax.lax.dot_general(a, x, kw["dimension_numbers"])
+        got = apply_fn(params, x)
+        assert shape == (2, 2) and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    scalar = stax.DotGeneral(rhs=2.0)
+    np.testing.assert_allclose(scalar[1]((), x), 2.0 * x, rtol=1e-6)
+    assert isinstance(stax.DotGeneral().layer, L.Identity)
+    with pytest.raises(ValueError, match="at most one"):
+        stax.DotGeneral(lhs=1.0, rhs=2.0)
+    with pytest.raises(NotImplementedError, match="batch dimensions"):
+        stax.DotGeneral(rhs=a, dimension_numbers=(((), ()), ((1,), (0,))))
+    with pytest.raises(NotImplementedError, match="every axis"):
+        stax.DotGeneral(rhs=a, dimension_numbers=(((1,), (1,)), ((), ())))
+    with pytest.raises(L.ShapeError, match="not the batch axis"):
+        L.DotGeneral([1.0, 2.0], (-1,), (0,)).init(jax.random.key(0), (2, 3, 2))
+    # Contracting positions needs all position pairs.
+    layer = L.serial(L.Conv(4, (1, 1)), L.DotGeneral(a, (1, 2), (1, 0)))
+    with pytest.raises(KernelError, match="all pairs"):
+        kernel_fn(layer)(x, None, "nngp", diagonal_spatial=True)
+    # Masks: an output is padding when every input with a nonzero weight is.
+    xm = np.array(x)
+    xm[0, :, 1] = -1.0
+    m = L.DotGeneral([0.0, 1.0, 0.0, 1.0], (2,), (0,))
+    y = m.apply((), xm, mask_constant=-1.0)
+    assert y.shape == (2, 3, 2)
+    _, mask = m.apply_masked((), xm, np.array(xm == -1.0)[..., :1], None)
+    assert not np.any(mask)
+    _, mask = m.apply_masked(
+        (), xm, np.array(xm == -1.0)[..., :1] | (np.arange(4) == 3)[:, None], None
+    )
+    assert np.all(np.asarray(mask)[0]) and not np.any(np.asarray(mask)[1])
