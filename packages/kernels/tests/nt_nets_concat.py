@@ -1,5 +1,5 @@
 """Networks concatenating branches along spatial axes, shared by
-``benchmarks/nt_reference_concat.py`` (run with Neural Tangents 0.6.5) and
+``benchmarks/nt_reference_cases.py concat`` (run with Neural Tangents 0.6.5) and
 ``test_rules_concat.py`` (run with ``widelab_kernels.nt.stax``).
 
 ``cases(S)`` builds each network from a stax namespace ``S`` and yields

@@ -1,5 +1,5 @@
 """Networks with ``DotGeneral`` by a constant, shared by
-``benchmarks/nt_reference_dot_general.py`` (run with Neural Tangents 0.6.5) and
+``benchmarks/nt_reference_cases.py dot_general`` (run with Neural Tangents 0.6.5) and
 ``test_rules_dot_general.py`` (run with ``widelab_kernels.nt.stax``).
 
 ``cases(S)`` builds each network from a stax namespace ``S`` and yields

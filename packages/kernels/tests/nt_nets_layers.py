@@ -1,5 +1,5 @@
 """Networks with transposed/local convolutions, resizing and indexing, shared by
-``benchmarks/nt_reference_layers.py`` (run with Neural Tangents 0.6.5) and
+``benchmarks/nt_reference_cases.py layers`` (run with Neural Tangents 0.6.5) and
 ``test_rules_position_maps.py`` (run with ``widelab_kernels.nt.stax``).
 
 ``cases(S)`` builds each network from a stax namespace ``S`` and yields

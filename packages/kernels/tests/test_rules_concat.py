@@ -1,5 +1,5 @@
 """Kernels of FanInConcat along spatial axes: Neural Tangents 0.6.5 float64 fixtures
-(``benchmarks/nt_reference_concat.py``), errors."""
+(``benchmarks/nt_reference_cases.py concat``), errors."""
 
 import importlib.util
 import pathlib

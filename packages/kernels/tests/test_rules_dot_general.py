@@ -1,5 +1,5 @@
 """Kernels of DotGeneral with a constant: Neural Tangents 0.6.5 float64 fixtures
-(``benchmarks/nt_reference_dot_general.py``), finite-width apply against
+(``benchmarks/nt_reference_cases.py dot_general``), finite-width apply against
 ``jax.lax.dot_general``, errors."""
 
 import importlib.util

@@ -1,5 +1,5 @@
 """Kernels of ConvTranspose, ConvLocal, ImageResize and Index: Neural Tangents 0.6.5
-float64 fixtures (``benchmarks/nt_reference_layers.py``), Monte Carlo agreement of the
+float64 fixtures (``benchmarks/nt_reference_cases.py layers``), Monte Carlo agreement of the
 finite-width layers, errors, float32 jit/grad."""
 
 import importlib.util
