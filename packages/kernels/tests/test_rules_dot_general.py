@@ -6,7 +6,6 @@ import importlib.util
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from widelab_core import layers as L
@@ -14,44 +13,16 @@ from widelab_kernels import KernelError, kernel_fn
 from widelab_kernels.nt import stax
 
 HERE = pathlib.Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location(
-    "nt_nets_dot_general", HERE / "nt_nets_dot_general.py"
-)
-nt_nets_dot_general = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nt_nets_dot_general)
-REFERENCE = np.load(HERE / "data" / "nt_reference_dot_general.npz")
+_spec = importlib.util.spec_from_file_location("nt_fixture_check", HERE / "nt_fixture_check.py")
+nt_fixture_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nt_fixture_check)
+NETS, REFERENCE = nt_fixture_check.load("dot_general")
 
 
 def test_dot_general_matches_neural_tangents_float64():
-    cases = list(nt_nets_dot_general.cases(stax))
-    with jax.enable_x64(True):
-
-        @jax.jit
-        def all_kernels(inputs):
-            out = {}
-            for (case, net, _, _), (x1, x2) in zip(cases, inputs):
-                k = net[2](x1, x2, ("nngp", "ntk"))
-                out[case] = jnp.stack([k.nngp, k.ntk])
-                if case in ("rhs_scalar_flat", "rhs_difference_gap"):
-                    # widelab's own layout choice (same-position covariances where enough)
-                    auto = kernel_fn(net, jit=False)(x1, x2, ("nngp", "ntk"))
-                    out[case + "|auto"] = jnp.stack([auto.nngp, auto.ntk])
-            return out
-
-        got = all_kernels([(c[2], c[3]) for c in cases])
-    assert len(cases) == len(REFERENCE.files)
-    for case, _, _, _ in cases:
-        want = REFERENCE[case]
-        ours = np.asarray(got[case])
-        assert ours.shape == want.shape, (case, ours.shape, want.shape)
-        scale = np.max(np.abs(want))
-        err = np.max(np.abs(ours - want)) / scale
-        # NT's arc-cosine kernel loses ~1e-9 (relative) on the diagonal of x1 = x2.
-        tol = 3e-9 if case.endswith("x1x1") or "1d" in case else 1e-12
-        assert err < tol, (case, err)
-        if case + "|auto" in got:
-            auto_err = np.max(np.abs(np.asarray(got[case + "|auto"]) - want)) / scale
-            assert auto_err < tol, (case, "auto layout", auto_err)
+    nt_fixture_check.assert_matches_reference(
+        NETS, REFERENCE, auto_cases=("rhs_scalar_flat", "rhs_difference_gap")
+    )
 
 
 def test_dot_general_apply_and_errors():
