@@ -53,6 +53,21 @@ def test_second_call_compiles_nothing(batch_size):
     assert seen
 
 
+def test_first_call_compiles_one_program_with_the_finiteness_check():
+    """The output finiteness check is part of the kernel's own compiled program."""
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(6, 3)), jnp.float32)
+    f = kernel_fn(L.serial(L.Dense(8, W_std=1.1), L.Erf(), L.Dense(1)))
+    f(x[:2], None, get="nngp")  # warm the layer-shape checks and PRNG helpers
+    with count_compilations() as seen:
+        k = f(x, None, get=("nngp", "ntk"))
+    assert len(seen) == 1, f"{len(seen)} compilations for one new shape"
+    assert np.all(np.isfinite(np.asarray(k.ntk)))
+    with pytest.raises(ValueError, match="computed nngp holds NaN or inf"):
+        kernel_fn(L.serial(L.Dense(8, W_std=1e18), L.Relu(), L.Dense(8, W_std=1e18)))(
+            x * 1e15, None, get="nngp"
+        )
+
+
 def test_tiled_mirror_matches_whole_kernel_with_spatial_axes():
     x = jnp.asarray(np.random.default_rng(1).normal(size=(5, 3, 2)), jnp.float32)
     net = L.serial(L.Conv(4, (2,), padding="SAME"), L.Relu())  # output keeps (S, S) axes

@@ -231,6 +231,11 @@ class KernelFn:
         self.max_tile_bytes = max_tile_bytes
         self.full_spatial = needs_full_spatial(net)
         self._jitted = jax.jit(self._compute, static_argnames=("names", "mask_constant"))
+        # With check_finite, the finiteness of the output is reduced inside the same
+        # compiled program (one flag per array), so it costs no separate compilation.
+        self._jitted_flagged = jax.jit(
+            self._compute_flagged, static_argnames=("names", "mask_constant")
+        )
         self.jit = jit
         self.check_finite = check_finite
         self._validated: set = set()
@@ -263,6 +268,16 @@ class KernelFn:
                 return _select(out, names)
         k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
         return _select(k, names)
+
+    def _compute_flagged(self, x1, x2, names, mask_constant):
+        """``_compute``'s output and whether every floating array in it is finite."""
+        out = self._compute(x1, x2, names, mask_constant)
+        flags = [
+            jnp.all(jnp.isfinite(v))
+            for v in jax.tree_util.tree_leaves(out)
+            if hasattr(v, "dtype") and jnp.issubdtype(v.dtype, jnp.floating)
+        ]
+        return out, jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
 
     def _tiles(self, x1, x2, b: int, names, compute_ntk: bool, mask_constant):
         """The kernel assembled from ``b x b`` tiles computed one after another.
@@ -442,9 +457,17 @@ class KernelFn:
     def _call(self, x1, x2, names, compute_ntk, mask_constant):
         if self.check_finite:
             self._check_inputs_finite(x1, x2, mask_constant)
+        label = names[0] if names and len(names) == 1 else "kernel"
+        tiled = self.batch_size is not None or self.max_tile_bytes is not None
+        if self.check_finite and self.jit and not tiled:
+            self._validate(x1, x2)  # errors raise here, outside the trace
+            out, finite = self._jitted_flagged(x1, x2, names, mask_constant)
+            if not isinstance(finite, jax.core.Tracer) and not bool(finite):
+                _check_output_finite(out, label)  # names the field
+            return out
         out = self._evaluate(x1, x2, names, compute_ntk, mask_constant)
         if self.check_finite:
-            _check_output_finite(out, names[0] if names and len(names) == 1 else "kernel")
+            _check_output_finite(out, label)
         return out
 
     def _evaluate(self, x1, x2, names, compute_ntk, mask_constant):
