@@ -53,6 +53,7 @@ class ContextMoENominator(_JaxNominator):
     """
 
     kind: ClassVar[str] = "context_moe"
+    item_axes: ClassVar[dict] = {"Q": 1, "B": 1}
     n_experts: int = 2
 
     def __post_init__(self):
