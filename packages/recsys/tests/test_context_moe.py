@@ -1,5 +1,8 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from scipy.special import logsumexp
 from widelab_recsys import (
     ContextMoENominator,
     nominator_from_state,
@@ -43,6 +46,26 @@ def test_context_gate_recovers_planted_user_groups():
         back.nominate(np.arange(5), d.train[:5], 3, user_features=fu)[0], ids
     )
     assert back.n_experts == 3 and back.kind == "context_moe"
+
+    # Item step: the mixture's item parameters sit on the expert axis (B[e, i]); with
+    # popularity experts the new item's score g(u)·B[:, i] is linear in B[:, i], and
+    # B[:, 24] must minimise the training objective with all else fixed (scipy, float64).
+    s_old = np.asarray(ContextMoENominator.score(nom.params, fu, nom.item_features), np.float64)
+    col = (np.random.default_rng(1).random((1, 240)) < 0.3).astype(np.float32)
+    nom.partial_fit_items([24], sp.csr_matrix(col), item_features=gi[:1], user_features=fu)
+    n_u = np.asarray(d.train.sum(axis=1)).ravel() + col[0]
+    g64 = gate.astype(np.float64)
+
+    def objective(b):
+        s_new = g64 @ b
+        fit = n_u @ logsumexp(np.hstack([s_old[:, :24], s_new[:, None]]), axis=1)
+        return (fit - col[0] @ s_new) / n_u.sum() + nom.l2 * b @ b
+
+    best = minimize(objective, np.zeros(3), method="L-BFGS-B", tol=1e-14)
+    got = nom.params["B"][:, 24].astype(np.float64)
+    assert objective(got) == pytest.approx(best.fun, rel=1e-5)
+    np.testing.assert_allclose(got, best.x, atol=2e-3)
+    assert nom.n_items == 25
 
 
 def test_context_moe_settings_validated():
