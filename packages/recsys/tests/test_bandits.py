@@ -89,6 +89,8 @@ def test_shared_features_and_feedback_reproduce_single_stage():
     holds the ranker's statistics, so two-stage LinUCB makes single-stage decisions."""
     with jax.enable_x64(True):
         inst = make_instance(jax.random.key(2), n_arms=40, dim=6, n_pools=4, shared_features=True)
+        # unequal norms: unit-norm arms tie exactly at round 1, where rounding would decide
+        inst = inst._replace(features=inst.features * jnp.linspace(0.8, 1.2, 40)[:, None])
         noise = 0.3 * jax.random.normal(jax.random.key(3), (300,))
         single, _ = run_linucb(inst.features, inst.theta, noise)
         for sync in (False, True):

@@ -4,7 +4,13 @@ closed-form ALS item step and the fold-in identity of the SVD features."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from widelab_recsys import ALSNominator, BPRNominator, MLPRanker, TwoStageRecommender
+from widelab_recsys import (
+    ALSNominator,
+    BPRNominator,
+    LinearNominator,
+    MLPRanker,
+    TwoStageRecommender,
+)
 
 RNG = np.random.default_rng(0)
 M = sp.csr_matrix((RNG.random((50, 24)) < 0.2).astype(np.float32))
@@ -90,3 +96,14 @@ def test_partial_fit_items_pinned_pool_and_bad_input():
     with pytest.raises(NotImplementedError, match="BPRNominator"):
         bpr.partial_fit_items([24], by_item[[3]])
     np.testing.assert_array_equal(bpr.item_features, before)  # nothing changed
+
+
+def test_new_item_reaches_a_jax_nominator_through_the_recommender():
+    model = _model([LinearNominator(rank=1, epochs=2, seed=j) for j in range(2)])
+    sizes = [nom.n_items for nom in model.nominators]
+    model.partial_fit_items([24], M.T.tocsr()[[5]], pools=[1])
+    assert [nom.n_items for nom in model.nominators] == [sizes[0], sizes[1] + 1]
+    assert np.isfinite(model.nominators[1].params["b"][sizes[1]])
+    rows = sp.hstack([M[:3], sp.csr_matrix((3, 1))]).tocsr()  # the catalogue grew by one
+    ids, _ = model.recommend(np.arange(3), rows, N=1, items=[24])
+    np.testing.assert_array_equal(ids, [[24], [24], [24]])

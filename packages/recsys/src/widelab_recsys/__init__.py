@@ -32,6 +32,7 @@ from .metrics import (
 from .nominators import (
     ALSNominator,
     BPRNominator,
+    ContextMoENominator,
     LinearNominator,
     Nominator,
     TwoTowerNominator,
@@ -70,6 +71,7 @@ __all__ = [
     "synchronise",
     "train_test_split",
     "BPRNominator",
+    "ContextMoENominator",
     "LinearNominator",
     "MLPRanker",
     "MoEResult",

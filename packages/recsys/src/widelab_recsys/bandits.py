@@ -21,6 +21,21 @@ mean and variance for that arm equal the ranker's (the KL projection of the pape
 Sec. 3): ``w = (v_j - v_R)/(v_j v_R)``, ``y = m_j + (m_R - m_j)(1 + w v_j)/(w v_j)``,
 i.e. ``c = (v_j - v_R)/v_j²`` and ``c (y - m_j) = (m_R - m_j)/v_j`` above.
 
+*Slates* (the two-stage bandit of Hron, Krauth, Jordan & Kilbertus 2021, "On component
+interactions in two-stage recommender systems"): each nominator nominates its ``k`` arms
+of highest UCB, the ranker serves the ``K`` nominees of highest UCB as a slate, and every
+served arm's reward is observed (semi-bandit feedback). The slate's expected reward is
+the sum of its arms' ``x_a·θ*``; slate regret is measured against the best slate of size
+``K`` over all arms, ``Σ_{top K} x_a·θ* - Σ_{a ∈ slate} x_a·θ*``. The ranker adds the ``K``
+observations in slate order, a nominator those of its own arms (every served arm with
+``share_feedback``); with synchronisation, each nominator then takes one
+pseudo-observation per nominee, in its nomination order, against the ranker's posterior
+after the round's real updates. ``k = K = 1`` is the one-arm system above.
+
+Tie rule, every stage: arms of equal UCB are ordered by arm index, lowest first (a
+nominator's top-k, the ranker's slate, single-stage LinUCB alike), so single- and
+two-stage runs agree on instances with exact ties (e.g. unit-norm arms at round 1).
+
 Everything runs as one ``jax.lax.scan`` over rounds, ``jax.vmap``-ed over seeds.
 """
 
@@ -159,6 +174,28 @@ def _argmax_lowest_id(values, ids):
     return jnp.argmin(key, axis=-1)
 
 
+def _top_lowest_id(values, ids, k: int):
+    """Positions of the ``k`` largest ``values`` (last axis), best first; equal values are
+    ordered by ``ids``, lowest first (:func:`_argmax_lowest_id` for ``k = 1``)."""
+    if k == 1:
+        return _argmax_lowest_id(values, ids)[..., None]
+    ids = jnp.broadcast_to(ids, values.shape)
+    pos = jnp.broadcast_to(jnp.arange(values.shape[-1]), values.shape)
+    neg = jnp.where(values == 0, 0.0, -values)  # -0.0 and +0.0 tie, as in NumPy
+    _, _, order = jax.lax.sort((neg, ids, pos), dimension=-1, num_keys=2)
+    return order[..., :k]
+
+
+def _slate_noise(noise):
+    """``(noise (T, K), K, one_arm)``: a 1-D ``noise`` is the one-arm system."""
+    noise = jnp.asarray(noise)
+    if noise.ndim not in (1, 2) or noise.shape[-1] < 1:
+        raise ValueError(f"noise must have shape (T,) or (T, K) with K >= 1; got {noise.shape}")
+    one_arm = noise.ndim == 1
+    eps = noise[:, None] if one_arm else noise
+    return eps, eps.shape[1], one_arm
+
+
 class BanditInstance(NamedTuple):
     """A two-stage linear bandit problem.
 
@@ -231,28 +268,78 @@ def make_instance(
 
 
 def run_linucb(features, theta, noise, *, alpha: float = 1.0, ridge: float = 1.0):
-    """Single-stage LinUCB over ``len(noise)`` rounds (one ``lax.scan``).
+    """Single-stage LinUCB over ``len(noise)`` rounds (one ``lax.scan``), one arm or a slate.
+
+    Each round serves the ``K`` arms of highest UCB (ties: lowest arm index first) and
+    adds their observations in slate order (module docstring).
 
     Args:
         features: ``(A, d)`` arm features.
         theta: ``(d,)`` true parameter.
-        noise: ``(T,)`` reward noise, already scaled by σ (``r_t = x_{a_t}·θ* + noise_t``).
+        noise: ``(T,)`` reward noise, already scaled by σ (``r_t = x_{a_t}·θ* + noise_t``),
+            or ``(T, K)`` for slates of ``K`` arms (one noise per slate position).
         alpha: UCB width α.
         ridge: λ.
 
     Returns:
-        ``(arms (T,), regret (T,))``; ties in the UCB go to the lowest arm index.
+        ``(arms, regret (T,))``: ``arms`` is ``(T,)`` for a 1-D ``noise``, ``(T, K)``
+        (slate order) otherwise; ``regret`` is the slate regret against the best ``K`` arms.
+
+    Raises:
+        ValueError: for a ``noise`` that is not ``(T,)`` / ``(T, K)``, or ``K`` above ``A``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> x = jnp.eye(3)
+        >>> arms, regret = run_linucb(x, jnp.array([0.1, 0.9, 0.5]), jnp.zeros((4, 2)))
+        >>> arms.shape, regret.shape
+        ((4, 2), (4,))
     """
+    eps, k_slate, one_arm = _slate_noise(noise)
+    if k_slate > features.shape[0]:
+        raise ValueError(f"slate size K={k_slate} exceeds the number of arms ({features.shape[0]})")
+    arms, regret = _linucb(jnp.asarray(features), jnp.asarray(theta), eps, alpha, ridge)
+    return (arms[:, 0] if one_arm else arms), regret
+
+
+@jax.jit
+def _linucb(features, theta, eps, alpha, ridge):
+    """:func:`run_linucb` on ``(T, K)`` noise."""
+    k_slate = eps.shape[1]
     mu = features @ theta
-    best = jnp.max(mu)
+    best = jnp.sum(jnp.sort(mu)[-k_slate:]) if k_slate > 1 else jnp.max(mu)
+    ids = jnp.arange(features.shape[0])
 
-    def step(state, eps):
-        a = jnp.argmax(_ucb(state, alpha))
-        r = mu[a] + eps
-        return linucb_update(state, features, features[a], r), (a, best - mu[a])
+    def step(state, e):
+        ucb = _ucb(state, alpha)
+        served = jnp.argmax(ucb)[None] if k_slate == 1 else _top_lowest_id(ucb, ids, k_slate)
+        for s in range(k_slate):
+            a = served[s]
+            state = linucb_update(state, features, features[a], mu[a] + e[s])
+        return state, (served, best - jnp.sum(mu[served]))
 
-    _, (arms, regret) = jax.lax.scan(step, linucb_init(features, ridge), noise)
+    _, (arms, regret) = jax.lax.scan(step, linucb_init(features, ridge), eps)
     return arms, regret
+
+
+def _check_nominations(pools, nominate: int, k_slate: int):
+    """Static checks of ``nominate`` and the slate size against the pools' sizes."""
+    require_int(nominate, "nominate", min=1)
+    if nominate > pools.shape[1]:
+        raise ValueError(
+            f"nominate={nominate} exceeds the largest pool ({pools.shape[1]} slots); "
+            "each nominator nominates at most its pool"
+        )
+    try:
+        sizes = np.sum(np.asarray(pools) >= 0, axis=1)
+    except jax.errors.TracerArrayConversionError:  # traced pools: only the static bound
+        sizes = np.full(pools.shape[0], pools.shape[1])
+    total = int(np.minimum(sizes, nominate).sum())
+    if k_slate > total:
+        raise ValueError(
+            f"slate size K={k_slate} exceeds the {total} arms the nominators nominate "
+            f"(nominate={nominate} per pool, pool sizes {sizes.tolist()})"
+        )
 
 
 def run_two_stage(
@@ -264,12 +351,18 @@ def run_two_stage(
     ridge: float = 1.0,
     share_feedback: bool = False,
     warm_noise=None,
+    nominate: int = 1,
 ):
-    """Two-stage LinUCB (one nominee per nominator) over ``len(noise)`` rounds.
+    """Two-stage LinUCB over ``len(noise)`` rounds: top-``k`` nominations, a slate of ``K``.
+
+    Each nominator nominates the ``nominate`` arms of its pool with the highest UCB under
+    its own features; the ranker serves the ``K`` nominees of highest UCB (``K = 1`` for a
+    1-D ``noise``). Updates, synchronisation and slate regret: module docstring.
 
     Args:
-        inst: the :class:`BanditInstance`.
-        noise: ``(T,)`` scaled reward noise.
+        inst: the :class:`BanditInstance` (pools disjoint; ``-1`` marks empty slots).
+        noise: ``(T,)`` scaled reward noise (one arm served per round) or ``(T, K)``
+            (slates of ``K`` arms; one noise per slate position).
         sync: synchronise nominators with the ranker (module docstring); else naive. May
             be a traced boolean (e.g. vmapped over both systems).
         alpha: UCB width of every stage.
@@ -277,20 +370,59 @@ def run_two_stage(
         share_feedback: every nominator also updates on every served arm (through its own
             features), not only on arms of its pool.
         warm_noise: ``(n0,)`` noise of the ranker's warm-start observations (zeros if None).
+        nominate: ``k``, arms nominated by each nominator per round (a pool smaller than
+            ``k`` nominates all its arms).
 
     Returns:
-        ``(arms (T,), regret (T,))``. Ties in a UCB go to the lowest arm index in both
-        stages (as in :func:`run_linucb`).
+        ``(arms, regret (T,))``: ``arms`` is ``(T,)`` for a 1-D ``noise``, ``(T, K)``
+        (slate order) otherwise; ``regret`` is the slate regret against the best slate of
+        ``K`` arms. Ties in a UCB go to the lowest arm index in both stages (as in
+        :func:`run_linucb`).
+
+    Raises:
+        ValueError: for a bad ``noise`` shape, ``nominate`` above the largest pool, or a
+            slate larger than the number of nominated arms.
+
+    Example:
+        >>> import jax
+        >>> inst = make_instance(jax.random.key(0), n_arms=12, dim=4, n_pools=3,
+        ...                      nominator_dim=2)
+        >>> noise = 0.1 * jax.random.normal(jax.random.key(1), (50, 2))
+        >>> arms, regret = run_two_stage(inst, noise, sync=True, nominate=2)
+        >>> arms.shape, regret.shape
+        ((50, 2), (50,))
     """
+    eps, k_slate, one_arm = _slate_noise(noise)
+    _check_nominations(inst.pools, nominate, k_slate)
+    x = jnp.asarray(inst.features)
+    wn = jnp.zeros(inst.warm_arms.shape, x.dtype) if warm_noise is None else warm_noise
+    has_sync = sync is not False  # a traced flag compiles both systems into one program
+    arms, regret = _two_stage(
+        BanditInstance(*(jnp.asarray(a) for a in inst)),
+        eps,
+        jnp.asarray(wn),
+        jnp.asarray(sync),
+        alpha,
+        ridge,
+        share_feedback=bool(share_feedback),
+        k_nom=nominate,
+        has_sync=has_sync,
+    )
+    return (arms[:, 0] if one_arm else arms), regret
+
+
+@functools.partial(jax.jit, static_argnames=("share_feedback", "k_nom", "has_sync"))
+def _two_stage(inst, eps, wn, sync, alpha, ridge, *, share_feedback, k_nom, has_sync):
+    """:func:`run_two_stage` on ``(T, K)`` noise, one compiled program per setting."""
+    k_slate = eps.shape[1]
     x, mu = inst.features, inst.features @ inst.theta
-    best = jnp.max(mu)
+    best = jnp.sum(jnp.sort(mu)[-k_slate:]) if k_slate > 1 else jnp.max(mu)
     z_all = jnp.einsum("ad,pde->pae", x, inst.projections)  # (P, A, d_j)
     p_idx = jnp.arange(inst.pools.shape[0])
     slot_ok = inst.pools >= 0
     pools = jnp.where(slot_ok, inst.pools, 0)
     z_pool = jnp.where(slot_ok[..., None], z_all[p_idx[:, None], pools], 0.0)  # (P, n, d_j)
     ranker = linucb_init(x, ridge)
-    wn = jnp.zeros(inst.warm_arms.shape, x.dtype) if warm_noise is None else warm_noise
 
     def warm(state, aw):
         a, e = aw
@@ -300,29 +432,43 @@ def run_two_stage(
     noms = jax.vmap(linucb_init, in_axes=(0, None))(z_pool, ridge)
     nom_update = jax.vmap(_rank_one)
 
-    def step(carry, eps):
+    def step(carry, e):
         ranker, noms = carry
         ucb = jnp.where(slot_ok, jax.vmap(_ucb, in_axes=(0, None))(noms, alpha), -jnp.inf)
-        local = _argmax_lowest_id(ucb, pools)  # (P,)
-        nominees = pools[p_idx, local]
-        j = _argmax_lowest_id(_ucb(ranker, alpha)[nominees], nominees)
-        a = nominees[j]
-        r = mu[a] + eps
-        ranker = linucb_update(ranker, x, x[a], r)
-        z_served = z_all[:, a]  # (P, d_j)
-        owns = (p_idx == j) | share_feedback
-        u = jnp.einsum("pde,pe->pd", noms.a_inv, z_served)
-        w = owns.astype(x.dtype)
-        c = w / (1.0 + w * jnp.sum(z_served * u, axis=1))
-        coef = c * (r - jnp.sum(z_served * noms.theta, axis=1))
-        noms = nom_update(noms, z_pool, z_served, c, coef)
-        if sync is not False:  # a traced flag compiles both systems into one program
-            z_nom = z_pool[p_idx, local]  # (P, d_j)
-            v_r = jnp.where(sync, ranker.var[nominees], jnp.inf)  # inf: never synchronise
-            noms = jax.vmap(synchronise)(noms, z_pool, z_nom, ranker.mean[nominees], v_r)
-        return (ranker, noms), (a, best - mu[a])
+        local = _top_lowest_id(ucb, pools, k_nom)  # (P, k) pool slots, best first
+        nominees = jnp.take_along_axis(pools, local, axis=1)  # (P, k) arm ids
+        nom_ok = jnp.take_along_axis(slot_ok, local, axis=1)
+        cand, cand_ok = nominees.reshape(-1), nom_ok.reshape(-1)  # pool-major
+        r_ucb = jnp.where(cand_ok, _ucb(ranker, alpha)[cand], -jnp.inf)
+        pos = _top_lowest_id(r_ucb, cand, k_slate)  # (K,) candidate positions
+        served, owner = cand[pos], pos // k_nom
+        r = mu[served] + e
 
-    _, (arms, regret) = jax.lax.scan(step, (ranker, noms), noise)
+        def observe(s, states):  # the slate's observations, in slate order
+            ranker, noms = states
+            a = served[s]
+            ranker = linucb_update(ranker, x, x[a], r[s])
+            z_served = z_all[:, a]  # (P, d_j)
+            u = jnp.einsum("pde,pe->pd", noms.a_inv, z_served)
+            w = ((p_idx == owner[s]) | share_feedback).astype(x.dtype)
+            c = w / (1.0 + w * jnp.sum(z_served * u, axis=1))
+            coef = c * (r[s] - jnp.sum(z_served * noms.theta, axis=1))
+            return ranker, nom_update(noms, z_pool, z_served, c, coef)
+
+        ranker, noms = jax.lax.fori_loop(0, k_slate, observe, (ranker, noms))
+        if has_sync:
+
+            def pseudo(i, noms):  # each nominee, in nomination order
+                z_nom = z_pool[p_idx, local[:, i]]  # (P, d_j)
+                arm = nominees[:, i]
+                # inf: never synchronise (naive system, or an empty slot of a small pool)
+                v_r = jnp.where(sync & nom_ok[:, i], ranker.var[arm], jnp.inf)
+                return jax.vmap(synchronise)(noms, z_pool, z_nom, ranker.mean[arm], v_r)
+
+            noms = jax.lax.fori_loop(0, k_nom, pseudo, noms)
+        return (ranker, noms), (served, best - jnp.sum(mu[served]))
+
+    _, (arms, regret) = jax.lax.scan(step, (ranker, noms), eps)
     return arms, regret
 
 

@@ -209,5 +209,10 @@ class _Incremental:
             mine = np.flatnonzero(pool_all[ids] == j)
             if mine.size:
                 local = np.searchsorted(members, ids[mine])
-                nom.partial_fit_items(local, cols[mine], item_features=features[ids[mine]])
+                nom.partial_fit_items(
+                    local,
+                    cols[mine],
+                    item_features=features[ids[mine]],
+                    user_features=self.user_features,
+                )
         return self

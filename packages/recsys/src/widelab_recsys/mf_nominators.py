@@ -124,9 +124,9 @@ class _ImplicitNominator(Nominator):
         with single_threaded_blas():
             self._fitted().partial_fit_users(np.asarray(userids), sp.csr_matrix(user_items))
 
-    def partial_fit_items(self, itemids, item_users, *, item_features=None):
+    def partial_fit_items(self, itemids, item_users, *, item_features=None, user_features=None):
         """implicit's ``partial_fit_items``: (re)fit pool items from their ``(items, users)``
-        rows; new ids extend the pool (``item_features`` is unused)."""
+        rows; new ids extend the pool (``item_features``, ``user_features`` unused)."""
         with single_threaded_blas():
             self._fitted().partial_fit_items(np.asarray(itemids), sp.csr_matrix(item_users))
 
@@ -253,7 +253,7 @@ class BPRNominator(_ImplicitNominator):
             "BPRNominator does not support partial_fit_users (nor does implicit's BPR)"
         )
 
-    def partial_fit_items(self, itemids, item_users, *, item_features=None):
+    def partial_fit_items(self, itemids, item_users, *, item_features=None, user_features=None):
         raise NotImplementedError(
             "BPRNominator does not support partial_fit_items (nor does implicit's BPR)"
         )

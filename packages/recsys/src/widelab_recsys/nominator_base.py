@@ -95,8 +95,11 @@ class Nominator:
         """Refit (or add) the given users from their pool rows without a full refit."""
         raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_users")
 
-    def partial_fit_items(self, itemids, item_users, *, item_features=None) -> None:
-        """Refit (or add) pool-local items from their ``(items, users)`` rows."""
+    def partial_fit_items(
+        self, itemids, item_users, *, item_features=None, user_features=None
+    ) -> None:
+        """Refit (or add) pool-local items from their ``(items, users)`` rows
+        (``user_features``: all users' features, for models whose user side uses them)."""
         raise NotImplementedError(f"{type(self).__name__} does not support partial_fit_items")
 
     def embeddings(self, userids, *, user_features=None):

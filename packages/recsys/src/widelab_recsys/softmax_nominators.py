@@ -20,6 +20,7 @@ from widelab_core.validate import require_float, require_int
 
 from ._validate import check_features, check_user_items
 from .nominator_base import Nominator, topk_filtered
+from .softmax_items import grow_items, item_step
 
 __all__ = ["LinearNominator", "TwoTowerNominator"]
 
@@ -44,6 +45,11 @@ class _JaxNominator(Nominator):
     params: dict | None = dataclasses.field(default=None, repr=False)
     item_features: np.ndarray | None = dataclasses.field(default=None, repr=False)
     n_items: int = dataclasses.field(default=0, repr=False)
+    user_activity: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+    supports_partial_fit_items: ClassVar[bool] = True
+    #: item axis of each item-indexed parameter (those the item step refits)
+    item_axes: ClassVar[dict] = {}
 
     def __post_init__(self):
         require_int(self.rank, "rank", min=0)
@@ -91,6 +97,7 @@ class _JaxNominator(Nominator):
             if w.nnz and (not np.isfinite(w.data).all() or w.data.min() < 0):
                 raise ValueError("sample_weight must hold finite non-negative weights")
             binary = sp.csr_matrix(binary.multiply(w), dtype=np.float32)
+        self.user_activity = np.asarray(binary.sum(axis=1), np.float32).ravel()
         for _ in range(self.epochs):
             order = np.resize(rng.permutation(n_users), n_batches * bs)
             for b in range(n_batches):
@@ -144,6 +151,88 @@ class _JaxNominator(Nominator):
     def partial_fit_users(self, userids, user_items, *, user_features=None):
         """Nothing to fit: the user side is a function of the user's features."""
 
+    def partial_fit_items(
+        self, itemids, item_users, *, item_features=None, user_features=None, iterations=100
+    ):
+        """Refit (or add) pool items from their ``(items, users)`` rows, all else fixed.
+
+        The item-indexed parameters of ``itemids`` minimise the training objective with
+        every other parameter held (:mod:`.softmax_items`; L-BFGS, ``iterations`` steps).
+        New ids must extend the pool contiguously from ``n_items``.
+
+        Args:
+            itemids: pool-local item ids (known ids are refitted).
+            item_users: sparse ``(len(itemids), n_users)`` interactions of those items.
+            item_features: ``(len(itemids), G)`` their features (required for new ids).
+            user_features: ``(n_users, F)`` user features, as at ``fit`` (users added
+                since count only through these rows).
+            iterations: L-BFGS steps.
+
+        Raises:
+            RuntimeError: before ``fit``.
+            ValueError: for bad ids, shapes or missing features.
+        """
+        if self.params is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        if self.user_activity is None:
+            raise ValueError(f"{type(self).__name__} was saved without user activity; refit it")
+        if user_features is None:
+            raise ValueError(f"{type(self).__name__}.partial_fit_items needs user_features")
+        require_int(iterations, "iterations", min=1)
+        ids = np.asarray(itemids, np.int64).ravel()
+        if ids.size == 0 or ids.min() < 0 or np.unique(ids).size != ids.size:
+            raise ValueError(f"itemids must be distinct non-negative ids; got {ids.tolist()}")
+        n_old = self.n_items
+        is_new = ids >= n_old
+        new = np.sort(ids[is_new])
+        if not np.array_equal(new, np.arange(n_old, n_old + new.size)):
+            raise ValueError(
+                f"new itemids must extend the pool contiguously from {n_old}; got {new.tolist()}"
+            )
+        fu = check_features(user_features, np.asarray(user_features).shape[0], "user_features")
+        cols = check_user_items(item_users)
+        if cols.shape != (ids.size, fu.shape[0]):
+            raise ValueError(
+                f"item_users must have shape ({ids.size}, {fu.shape[0]}) (items, users); "
+                f"got {cols.shape}"
+            )
+        if new.size and item_features is None:
+            raise ValueError("item_features are required for new items")
+        g_dim = self.item_features.shape[1]
+        g = np.zeros((ids.size, g_dim), np.float32)
+        if item_features is not None:
+            g = check_features(item_features, ids.size, "item_features")
+            if g.shape[1] != g_dim:
+                raise ValueError(f"item_features must have {g_dim} columns; got {g.shape[1]}")
+        n_all = n_old + new.size
+        axes = {k: a for k, a in self.item_axes.items() if k in self.params}
+        params, gi = grow_items(
+            self.params, axes, self.item_features, n_all, -(-n_all // _PAD) * _PAD,
+            g[is_new][np.argsort(ids[is_new])],
+        )  # fmt: skip
+        y = cols.T.toarray().astype(np.float32)  # (n_users, len(ids))
+        y[y != 0] = 1.0
+        activity = np.zeros(fu.shape[0], np.float32)
+        n_fit = min(fu.shape[0], self.user_activity.size)
+        activity[:n_fit] = self.user_activity[:n_fit]
+        activity += y[:, is_new].sum(axis=1)
+        solve = item_step(type(self).score, axes, iterations)
+        free = solve(
+            jax.tree.map(jnp.asarray, params),
+            jnp.asarray(ids),
+            jnp.asarray(fu),
+            jnp.asarray(gi),
+            jnp.asarray(y),
+            jnp.asarray(activity),
+            n_all,
+            jnp.float32(self.l2),
+        )
+        for k, a in axes.items():
+            params[k] = params[k].copy()
+            params[k][(slice(None),) * a + (ids,)] = np.asarray(free[k])
+        self.params, self.item_features, self.n_items = params, gi, n_all
+        self.user_activity = activity
+
     def _config(self):
         return {
             "kind": self.kind,
@@ -158,16 +247,20 @@ class _JaxNominator(Nominator):
     def state(self):
         if self.params is None:
             raise RuntimeError(f"{type(self).__name__} is not fitted; nothing to save")
+        extra = {} if self.user_activity is None else {"user_activity": self.user_activity}
         return self._config(), {
             **self.params,
             "item_features": self.item_features,
             "n_items": np.asarray(self.n_items),
+            **extra,
         }
 
     def _restore(self, arrays):
         arrays = dict(arrays)
         self.item_features = np.asarray(arrays.pop("item_features"))
         self.n_items = int(arrays.pop("n_items"))
+        activity = arrays.pop("user_activity", None)
+        self.user_activity = None if activity is None else np.asarray(activity)
         self.params = {k: np.asarray(v) for k, v in arrays.items()}
         return self
 
@@ -234,6 +327,7 @@ class LinearNominator(_JaxNominator):
     """
 
     kind: ClassVar[str] = "linear"
+    item_axes: ClassVar[dict] = {"Q": 0, "b": 0}
 
     bias: bool = True
 
@@ -274,6 +368,7 @@ class TwoTowerNominator(_JaxNominator):
     """
 
     kind: ClassVar[str] = "two_tower"
+    item_axes: ClassVar[dict] = {"b": 0}
     hidden: int = 32
 
     def init_params(self, rng, f_dim, g_dim, n_items):
