@@ -49,6 +49,7 @@ from .hallucination import (
     is_hallucination,
     pass_at_k,
 )
+from .intervals import agresti_coull_se, wilson_interval
 from .kg import (
     KGFormatError,
     KGSplit,
@@ -196,4 +197,6 @@ __all__ = [
     "read_cell",
     "run_cell",
     "size_epoch_grid",
+    "wilson_interval",
+    "agresti_coull_se",
 ]
