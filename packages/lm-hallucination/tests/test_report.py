@@ -116,6 +116,11 @@ def test_detector_error_bars_are_the_bootstrap_interval(monkeypatch):
     _detector_figures(sec, rows, {16: 100, 32: 400})
     assert len(seen) == 1  # one detector, two LM sizes: rows are (below, above)
     np.testing.assert_allclose(seen[0], [[0.1, 0.098], [0.05, 0.098]])
+    name = "lm detector AUROC against LM size (sentence head (frozen))"
+    assert _value(sec, name) == ([0.7, 0.8], [0.04, 0.05])
+    low = sec.details[f"{name} (95% bootstrap low)"]["value"]
+    high = sec.details[f"{name} (95% bootstrap high)"]["value"]
+    assert low[0] == 0.6 and high[0] == 0.75 and low[1] is None and high[1] is None
 
 
 @pytest.mark.slow

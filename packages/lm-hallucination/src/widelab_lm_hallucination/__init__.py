@@ -24,6 +24,7 @@ from .detectors import (
     detectability,
     evaluate_detector,
     held_out_scores,
+    query_ids,
     score_detector,
     split_generations,
     token_labels,
@@ -198,5 +199,6 @@ __all__ = [
     "run_cell",
     "size_epoch_grid",
     "wilson_interval",
+    "query_ids",
     "agresti_coull_se",
 ]

@@ -330,8 +330,9 @@ def _full_extras(
         [[r[c] for c in cols] for r in rows],
         caption="Frozen-LM detector heads and the LM's own training-free likelihood scores "
         "(object NLL, token entropy) against LM size (AUC-PR chance = prevalence; "
-        "auroc_low / auroc_high: 95% stratified percentile bootstrap interval, 1000 "
-        "replicates; auroc_se: Hanley & McNeil 1982 standard error).",
+        "auroc_low / auroc_high: 95% percentile bootstrap interval resampling whole "
+        "queries (all samples and tokens of a query together), 1000 replicates; auroc_se: "
+        "Hanley & McNeil 1982 standard error, which treats items as independent).",
     )
     _detector_figures(sec, rows, {c.d_model: param_counts(c)["non_embedding"] for c, _ in lms})
     by_size = [DetectorConfig(width=w, steps=det_steps) for w in widths]
@@ -341,7 +342,7 @@ def _full_extras(
         cols,
         [[r[c] for c in cols] for r in rows],
         caption="Sentence detectors of growing size on the largest LM (AUROC interval: "
-        "95% stratified percentile bootstrap; auroc_se: Hanley-McNeil).",
+        "95% percentile bootstrap by query; auroc_se: Hanley-McNeil).",
     )
     cfg, params = lms[-1]
     budget = decode_budget(tok, split.full)
@@ -383,7 +384,8 @@ def _auroc_bars(r) -> tuple[float, float]:
 
 
 def _detector_figures(sec, rows, n_params):
-    """AUROC of each detector against LM size, with 95% bootstrap intervals."""
+    """AUROC of each detector against LM size, with 95% bootstrap intervals (figure and
+    JSON: value, Hanley-McNeil se, and the interval's bounds as two figures)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -406,6 +408,14 @@ def _detector_figures(sec, rows, n_params):
             better="higher",
             se=se,
         )
+        for side in ("low", "high"):
+            sec.metric(
+                f"lm detector AUROC against LM size ({label}) (95% bootstrap {side})",
+                [r.get(f"auroc_{side}", math.nan) for r in rs],
+                summary=False,
+                unit="1",
+                better="neither",
+            )
     sec.metric(
         "lm detector LM sizes (non-embedding parameters)",
         sorted(n_params.values()),
@@ -422,7 +432,8 @@ def _detector_figures(sec, rows, n_params):
     fig.tight_layout()
     sec.figure(
         fig,
-        "Detector AUROC against LM size with 95% stratified percentile bootstrap intervals "
-        "(1000 replicates; 1.96 Hanley-McNeil standard errors for records without one); "
+        "Detector AUROC against LM size with 95% percentile bootstrap intervals resampling "
+        "whole queries (1000 replicates; 1.96 Hanley-McNeil standard errors for records "
+        "without one); "
         "the dashed line is chance.",
     )
