@@ -36,6 +36,7 @@ from .grid import (
     aggregate_grid,
     cell_name,
     cell_outputs,
+    cell_steps,
     read_cell,
     run_cell,
     size_epoch_grid,
@@ -100,6 +101,8 @@ from .train import (
     peak_flops,
     read_metrics,
     save_checkpoint,
+    schedule_args,
+    schedule_value,
     train,
 )
 
@@ -200,5 +203,8 @@ __all__ = [
     "size_epoch_grid",
     "wilson_interval",
     "query_ids",
+    "cell_steps",
+    "schedule_args",
+    "schedule_value",
     "agresti_coull_se",
 ]
