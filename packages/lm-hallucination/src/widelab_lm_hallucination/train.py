@@ -435,7 +435,13 @@ def train(
             ``jax.local_devices()`` for all). With more than one, each batch is split
             along its rows over a ``jax.sharding`` mesh and parameters and optimizer
             state are replicated; the compiled step then all-reduces the gradients.
-            ``tc.batch_size`` must divide evenly.
+            ``tc.batch_size`` must divide evenly. Multi-host: after
+            ``widelab_core.devices.initialize_distributed`` on every process, pass
+            ``jax.devices()`` (all processes' devices) and call :func:`train` with the
+            same arguments everywhere; each process computes the same global batch
+            from the stream and transfers only the rows its own devices hold, and only
+            process 0 writes ``run_dir`` (every process reads it to resume, so it must
+            be on a shared file system).
 
     Returns:
         A :class:`TrainResult`.
@@ -455,14 +461,18 @@ def train(
             f"data-parallel training over {len(devices)} devices needs a batch_size divisible "
             f"by it, got batch_size={tc.batch_size}"
         )
+    # a mesh over several processes: every process reads run_dir, process 0 writes it
+    spans = any(d.process_index != jax.process_index() for d in devices)
+    writes = run_dir is not None and (not spans or jax.process_index() == 0)
     state = init_state(cfg, tc, init_params)
-    ckpt = run_dir / CHECKPOINT if run_dir is not None else None
+    ckpt = run_dir / CHECKPOINT if writes else None
     if run_dir is not None and resume:
         loaded = load_latest_checkpoint(run_dir, state)
         if loaded is not None:
             state = loaded
-            _trim_metrics(run_dir / METRICS, state.step)
-    elif run_dir is not None:
+            if writes:
+                _trim_metrics(run_dir / METRICS, state.step)
+    elif writes:
         for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, METRICS):
             (run_dir / name).unlink(missing_ok=True)
     # the schedule and bookkeeping fields do not change the compiled step: share one
@@ -481,8 +491,9 @@ def train(
         mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
         replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         by_row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-        params, opt_state, key, sched = jax.device_put((params, opt_state, key, sched), replicated)
-        put_rows = lambda rows: jax.device_put(rows, by_row)  # noqa: E731
+        params, opt_state, sched = _to_mesh((params, opt_state, sched), replicated)
+        key = jax.random.wrap_key_data(_to_mesh(jax.random.key_data(key), replicated))
+        put_rows = lambda rows: _to_mesh(rows, by_row)  # noqa: E731
     t_first = None
     first_step = state.step
     tps = mfu = 0.0
@@ -512,7 +523,7 @@ def train(
                     mfu = tps * fpt / peak
                 bar.set_postfix(loss=f"{loss_f:.3f}", tok_s=f"{tps:.0f}", mfu=f"{mfu:.2%}")
             bar.update(1)
-            if run_dir is not None and log:
+            if writes and log:
                 line = {
                     "step": done,
                     "loss": loss_f,
@@ -533,6 +544,18 @@ def train(
     bar.close()
     host_losses = [float(x) for x in jax.device_get(losses)]
     return TrainResult(state, host_losses, tps, mfu)
+
+
+def _to_mesh(tree, sharding: jax.sharding.Sharding):
+    """Place host values (equal on every process) on a mesh that may span processes:
+    each process transfers only the shards its own devices hold (its rows of a batch
+    sharded by row; a full copy of a replicated value)."""
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree.map(put, tree)
 
 
 class _SigintFlag:
