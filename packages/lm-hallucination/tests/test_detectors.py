@@ -16,8 +16,10 @@ from widelab_lm_hallucination import (
     average_precision,
     evaluate_detector,
     generate,
+    held_out_scores,
     is_hallucination,
     likelihood_scores,
+    query_ids,
     split_generations,
     token_labels,
     train_detector,
@@ -132,5 +134,12 @@ def test_detectors_train_and_score(tiny_lm, key):
             assert sc.auroc > 0.5 + 2 * se0 and sc.auc_pr > sc.prevalence, dc
         else:
             assert 0.0 <= sc.auroc <= 1.0 and sc.prevalence * 0.5 <= sc.auc_pr <= 1.0
+            # the bootstrap's clusters: every labelled token carries its query's id
+            y_t, s_t, groups = held_out_scores(det, split.full, te, with_groups=True)
+            per_row = (token_labels(split.full, te) >= 0).sum(1)
+            qid = query_ids(te)
+            assert np.bincount(groups).tolist() == np.bincount(qid, weights=per_row).tolist()
+            np.testing.assert_array_equal(groups, np.repeat(qid, per_row))
+            assert auroc(y_t, s_t) == sc.auroc
     with pytest.raises(ValueError, match="task"):
         DetectorConfig(task="word")

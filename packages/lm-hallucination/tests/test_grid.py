@@ -13,6 +13,7 @@ from widelab_lm_hallucination import (
     load_run,
     rate_by,
     read_metrics,
+    wilson_interval,
 )
 from widelab_lm_hallucination import grid as grid_mod
 
@@ -24,7 +25,11 @@ def _gp(rate, seed=0, n=40, d=16, ep=4.0):
 def test_aggregate_grid_standard_errors():
     one = aggregate_grid([_gp(0.2)])[0]
     assert one["se_kind"] == "binomial"
-    assert one["se"] == pytest.approx(math.sqrt(0.2 * 0.8 / 40), rel=1e-12)
+    # Agresti-Coull: p~ = (8 + z^2/2) / (40 + z^2), se = sqrt(p~ (1 - p~) / (40 + z^2))
+    z2 = 1.959963984540054**2
+    p_t = (8 + z2 / 2) / (40 + z2)
+    assert one["se"] == pytest.approx(math.sqrt(p_t * (1 - p_t) / (40 + z2)), rel=1e-9)
+    assert (one["low"], one["high"]) == tuple(float(x) for x in wilson_interval(8, 40))
     rates = [0.1, 0.3, 0.2]
     rec = aggregate_grid([_gp(r, seed=s) for s, r in enumerate(rates)] + [_gp(0.5, ep=8.0)])
     assert [(r["epochs"], r["n_seeds"]) for r in rec] == [(4.0, 3), (8.0, 1)]
@@ -32,6 +37,11 @@ def test_aggregate_grid_standard_errors():
     # sample sd of (0.1, 0.3, 0.2) is 0.1; standard error 0.1 / sqrt(3)
     assert rec[0]["se"] == pytest.approx(0.1 / math.sqrt(3), rel=1e-9)
     assert rec[0]["se_kind"] == "seeds"
+    # the interval covers mean -/+ z se_seeds and the pooled Wilson interval
+    low, high = (float(x) for x in wilson_interval(24, 120))
+    half = 1.959963984540054 * 0.1 / math.sqrt(3)
+    assert rec[0]["low"] == pytest.approx(min(low, 0.2 - half))
+    assert rec[0]["high"] == pytest.approx(max(high, 0.2 + half))
 
 
 _ARGS = [
@@ -56,9 +66,10 @@ def test_study_cells_are_own_runs_and_resume(tmp_path, capsys, monkeypatch):
         # the recorded rate is the rate of the cell's final checkpoint
         seen = list(run.split.train.queries())
         est, _ = hallucination_rate(run.cfg, run.params, run.tok, run.split.full, seen, n_boot=200)
-        assert (c["seen"], c["seen_low"], c["seen_high"]) == (est.rate, est.low, est.high)
         qs, flags = cell_outputs(c["run_dir"])
         assert qs == seen and flags.mean() == pytest.approx(est.rate)
+        low, high = wilson_interval(int(flags.sum()), len(flags))
+        assert (c["seen"], c["seen_low"], c["seen_high"]) == (est.rate, low, high)
         assert sum(r["n"] for r in rate_by(run.split.train, qs, flags)) == len(qs)
     # steps scale with epochs: 6 epochs take three times the steps of 2 (rounded up)
     assert cells[1]["steps"] == pytest.approx(3 * cells[0]["steps"], abs=2)

@@ -1,7 +1,6 @@
 """The report section's figures (what ``report.json`` receives): numbers and structure."""
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -10,10 +9,12 @@ from widelab_lm_hallucination import (
     GridPoint,
     Tokenizer,
     TrainConfig,
+    agresti_coull_se,
     auroc_standard_error,
     param_counts,
     size_family,
     split_kg,
+    wilson_interval,
 )
 from widelab_lm_hallucination.report import (
     _auroc_bars,
@@ -55,8 +56,15 @@ def test_grid_table_and_metrics_follow_the_cells():
     ]
     rate, se = _value(sec, "lm seen rate against size at 8 epochs")
     assert rate == pytest.approx([0.5, 0.2])
-    # one seed: binomial over 50 queries; two seeds: sd(0.3, 0.1) / sqrt(2) = 0.1
-    assert se == pytest.approx([math.sqrt(0.25 / 50), 0.1])
+    # one seed: Agresti-Coull over 50 queries; two seeds: sd(0.3, 0.1) / sqrt(2) = 0.1
+    assert se == pytest.approx([float(agresti_coull_se(25, 50)), 0.1])
+    low = _value(sec, "lm seen rate against size at 8 epochs (95% interval low)")[0]
+    high = _value(sec, "lm seen rate against size at 8 epochs (95% interval high)")[0]
+    assert [low[0], high[0]] == pytest.approx([float(x) for x in wilson_interval(25, 50)])
+    assert high[1] == pytest.approx(0.2 + 1.959963984540054 * 0.1)
+    assert [r[header.index("low")] for r in rows] == pytest.approx(
+        [float(wilson_interval(round(r * 50), 50)[0]) for r in (0.8, 0.5, 0.6)] + [low[1]]
+    )
     assert _value(sec, "lm sizes (non-embedding parameters)")[0] == [160, 320]
     rate, se = _value(sec, "lm seen rate of the largest model against epochs")
     assert rate == pytest.approx([0.6, 0.2]) and _value(sec, "lm epochs of the grid")[0] == [2, 8]
@@ -75,8 +83,10 @@ def test_breakdown_rates_match_the_flags(tiny_kg):
         assert sum(r[2] for r in part) == len(qs)  # every query in exactly one group
         # the groups' rates average back to the overall rate
         assert sum(r[2] * r[3] for r in part) == pytest.approx(flags.sum())
-        for _, _, n, rate, se in part:
-            assert se == pytest.approx(math.sqrt(rate * (1 - rate) / n))
+        for _, _, n, rate, se, low, high in part:
+            k = round(rate * n)
+            assert se == pytest.approx(float(agresti_coull_se(k, n)))
+            assert (low, high) == pytest.approx([float(x) for x in wilson_interval(k, n)])
     for r in (r for r in rows if r[0] == "relation"):
         assert r[3] == pytest.approx(np.mean([f for q, f in zip(qs, flags) if q[1] == r[1]]))
     val, se = _value(sec, "lm seen rate by object frequency (low to high)")
@@ -106,6 +116,11 @@ def test_detector_error_bars_are_the_bootstrap_interval(monkeypatch):
     _detector_figures(sec, rows, {16: 100, 32: 400})
     assert len(seen) == 1  # one detector, two LM sizes: rows are (below, above)
     np.testing.assert_allclose(seen[0], [[0.1, 0.098], [0.05, 0.098]])
+    name = "lm detector AUROC against LM size (sentence head (frozen))"
+    assert _value(sec, name) == ([0.7, 0.8], [0.04, 0.05])
+    low = sec.details[f"{name} (95% bootstrap low)"]["value"]
+    high = sec.details[f"{name} (95% bootstrap high)"]["value"]
+    assert low[0] == 0.6 and high[0] == 0.75 and low[1] is None and high[1] is None
 
 
 @pytest.mark.slow

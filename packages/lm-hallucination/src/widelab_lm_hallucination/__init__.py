@@ -24,6 +24,7 @@ from .detectors import (
     detectability,
     evaluate_detector,
     held_out_scores,
+    query_ids,
     score_detector,
     split_generations,
     token_labels,
@@ -35,6 +36,7 @@ from .grid import (
     aggregate_grid,
     cell_name,
     cell_outputs,
+    cell_steps,
     read_cell,
     run_cell,
     size_epoch_grid,
@@ -49,6 +51,7 @@ from .hallucination import (
     is_hallucination,
     pass_at_k,
 )
+from .intervals import agresti_coull_se, wilson_interval
 from .kg import (
     KGFormatError,
     KGSplit,
@@ -98,6 +101,8 @@ from .train import (
     peak_flops,
     read_metrics,
     save_checkpoint,
+    schedule_args,
+    schedule_value,
     train,
 )
 
@@ -196,4 +201,10 @@ __all__ = [
     "read_cell",
     "run_cell",
     "size_epoch_grid",
+    "wilson_interval",
+    "query_ids",
+    "cell_steps",
+    "schedule_args",
+    "schedule_value",
+    "agresti_coull_se",
 ]

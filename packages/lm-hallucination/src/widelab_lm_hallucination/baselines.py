@@ -97,34 +97,44 @@ def auroc_bootstrap_interval(
     labels: np.ndarray,
     scores: np.ndarray,
     *,
+    groups: np.ndarray | None = None,
     level: float = 0.95,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> AurocInterval:
-    """Stratified percentile bootstrap interval of the AUROC (Efron & Tibshirani 1993,
-    Ch. 13, Eq. 13.5: ``[A*_(alpha/2), A*_(1 - alpha/2)]``, the quantiles of the
-    bootstrap replicates ``A*``).
+    """Percentile bootstrap interval of the AUROC (Efron & Tibshirani 1993, Ch. 13,
+    Eq. 13.5: ``[A*_(alpha/2), A*_(1 - alpha/2)]``, the quantiles of the bootstrap
+    replicates ``A*``), stratified by class or clustered by group.
 
-    Each replicate resamples the positives and the negatives separately, with
-    replacement and at their own sizes, so every replicate holds both classes. A
-    replicate's AUROC is the Mann-Whitney statistic with mid-ranks for ties (Hanley &
-    McNeil 1982, Eq. 2), ``A* = sum_i w_i [#{neg < s_i} + #{neg = s_i} / 2] /
-    (n_pos n_neg)``, where ``w_i`` counts the draws of positive ``i`` and the negative
-    counts are weighted by their draws; all replicates are computed at once from
-    multinomial draw counts and cumulative sums over the sorted negatives (memory
-    ``n_boot * (n_pos + n_neg)``). The bootstrap standard error (sd of the ``A*``,
-    Efron & Tibshirani 1993, Eq. 6.6) is comparable with the analytic
-    :func:`auroc_standard_error`.
+    Without ``groups`` each replicate resamples the positives and the negatives
+    separately, with replacement and at their own sizes, so every replicate holds both
+    classes. With ``groups`` (e.g. the query of each scored token) a replicate draws
+    whole groups with replacement, as many as there are, and keeps every row of a drawn
+    group (the cluster bootstrap, Davison & Hinkley 1997, Sec. 3.8): rows of one group
+    are not independent (tokens of one generation, samples of one query), and
+    resampling rows one by one then understates the spread. Replicates that draw no
+    positive or no negative are dropped.
+
+    A replicate's AUROC is the Mann-Whitney statistic with mid-ranks for ties (Hanley &
+    McNeil 1982, Eq. 2) with each row weighted by its number of draws ``w``:
+    ``A* = sum_i w_i [W(neg < s_i) + W(neg = s_i) / 2] / (W_pos W_neg)``, where ``W``
+    sums negative weights and ``W_pos``, ``W_neg`` are the replicate's class totals; all
+    replicates are computed at once from multinomial draw counts and cumulative sums over
+    the sorted negatives (memory ``n_boot * (n_pos + n_neg)``). The bootstrap standard
+    error (sd of the ``A*``, Efron & Tibshirani 1993, Eq. 6.6) is comparable with the
+    analytic :func:`auroc_standard_error` (which assumes independent rows).
 
     Args:
         labels: True for positives (hallucinations).
         scores: detector scores (higher: more likely positive), same length.
+        groups: optional group id of each row (same length): resample whole groups.
         level: coverage of the interval, in ``(0, 1)``.
         n_boot: number of bootstrap replicates, at least 1 (the standard error needs 2).
         seed: seed of the resampling.
 
     Returns:
-        ``AurocInterval(low, high, se)``; ``se`` is NaN when ``n_boot == 1``.
+        ``AurocInterval(low, high, se)``; ``se`` is NaN when fewer than two replicates
+        remain (all NaN when none does).
 
     Raises:
         ValueError: labels of a single class, mismatched lengths, ``level`` outside
@@ -135,6 +145,10 @@ def auroc_bootstrap_interval(
         >>> s = np.r_[np.random.default_rng(0).normal(1, 1, 50), np.zeros(50)]
         >>> low, high, se = auroc_bootstrap_interval(y, s, level=0.9, n_boot=200)
         >>> bool(low <= 0.84 <= high) and 0 < se < 0.1
+        True
+        >>> q = np.arange(100) % 25  # four rows per query
+        >>> low, high, se = auroc_bootstrap_interval(y, s, groups=q, level=0.9, n_boot=200)
+        >>> bool(low <= 0.84 <= high)
         True
     """
     if not 0.0 < level < 1.0:
@@ -152,19 +166,34 @@ def auroc_bootstrap_interval(
             "auroc_bootstrap_interval needs both positive and negative labels, got "
             f"{int(y.sum())} positives of {y.size}"
         )
-    pos, neg = s[y], np.sort(s[~y])
-    n_pos, n_neg, n_boot = pos.size, neg.size, int(n_boot)
+    n_boot = int(n_boot)
     rng = np.random.default_rng(seed)
-    w_pos = rng.multinomial(n_pos, np.full(n_pos, 1.0 / n_pos), size=n_boot)
-    w_neg = rng.multinomial(n_neg, np.full(n_neg, 1.0 / n_neg), size=n_boot)
-    # cum[b, k]: draws of replicate b among the k smallest negatives
+    order = np.argsort(s[~y], kind="stable")
+    pos, neg = s[y], s[~y][order]
+    n_pos, n_neg = pos.size, neg.size
+    if groups is None:
+        w_pos = rng.multinomial(n_pos, np.full(n_pos, 1.0 / n_pos), size=n_boot)
+        w_neg = rng.multinomial(n_neg, np.full(n_neg, 1.0 / n_neg), size=n_boot)
+    else:
+        g = np.asarray(groups).ravel()
+        if g.shape != y.shape:
+            raise ValueError(f"auroc_bootstrap_interval: {y.size} labels but {g.size} groups")
+        _, inv = np.unique(g, return_inverse=True)
+        n_groups = int(inv.max()) + 1
+        draws = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
+        w_pos, w_neg = draws[:, inv[y]], draws[:, inv[~y]][:, order]
+    # cum[b, k]: weight of replicate b on the k smallest negatives
     cum = np.zeros((n_boot, n_neg + 1))
     np.cumsum(w_neg, axis=1, out=cum[:, 1:])
     lo = np.searchsorted(neg, pos, side="left")  # negatives strictly below each positive
     hi = np.searchsorted(neg, pos, side="right")  # ... below or tied
     wins = 0.5 * (cum[:, lo] + cum[:, hi])  # below + tied / 2
-    boot = np.einsum("bi,bi->b", w_pos, wins) / (n_pos * n_neg)
+    pairs = w_pos.sum(1).astype(np.float64) * cum[:, -1]
+    ok = pairs > 0
+    boot = np.einsum("bi,bi->b", w_pos[ok], wins[ok]) / pairs[ok]
+    if boot.size == 0:
+        return AurocInterval(float("nan"), float("nan"), float("nan"))
     alpha = 1.0 - level
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    se = float(np.std(boot, ddof=1)) if n_boot > 1 else float("nan")
+    se = float(np.std(boot, ddof=1)) if boot.size > 1 else float("nan")
     return AurocInterval(float(low), float(high), se)

@@ -351,12 +351,15 @@ def _study(args: argparse.Namespace) -> int:
         data=data,
         max_queries=args.max_queries,
     )
-    print(f"{len(points)} cells in {out}; seen-query hallucination rate (mean ± standard error):")
-    print("fraction  d_model   params  epochs   rate      se  seeds")
+    print(
+        f"{len(points)} cells in {out}; seen-query hallucination rate (mean, standard error, "
+        "95% interval):"
+    )
+    print("fraction  d_model   params  epochs   rate      se    low   high  seeds")
     for r in aggregate_grid(points):
         print(
             f"{r['fraction']:8g}  {r['d_model']:7d}  {r['n_params']:7d}  {r['epochs']:6g}  "
-            f"{r['rate']:.3f}  {r['se']:.4f}  {r['n_seeds']:5d}"
+            f"{r['rate']:.3f}  {r['se']:.4f}  {r['low']:.3f}  {r['high']:.3f}  {r['n_seeds']:5d}"
         )
     print(f"wrote {out / STUDY}")
     return 0

@@ -287,24 +287,51 @@ class DetectorScore:
 
 
 def held_out_scores(
-    det: Detector, kg: KnowledgeGraph, gen: Generations
-) -> tuple[np.ndarray, np.ndarray]:
+    det: Detector, kg: KnowledgeGraph, gen: Generations, *, with_groups: bool = False
+) -> tuple[np.ndarray, ...]:
     """Labels and scores of a detector on generations, flattened to the scored items.
 
     Sentence task: one (label, score) per generation. Token task: one per generated
     position that has a label (``token_labels >= 0``).
 
+    Args:
+        det: a trained detector.
+        kg: ground truth.
+        gen: the generations to score.
+        with_groups: also return the query of each item (an integer id, equal for all
+            samples and tokens of one query), the clusters of
+            :func:`~widelab_lm_hallucination.auroc_bootstrap_interval`.
+
     Returns:
-        ``(labels, scores)``: boolean labels (True: hallucination) and float scores.
+        ``(labels, scores)`` or ``(labels, scores, groups)``: boolean labels (True:
+        hallucination), float scores and integer query ids.
     """
     s = det.scores(gen.tokens)
+    groups = query_ids(gen)
     if det.config.task == "sentence":
         y = is_hallucination(kg, gen.queries, gen.objects, gen.finished)
     else:
         lab = token_labels(kg, gen)
         keep = lab >= 0
         y, s = lab[keep].astype(bool), s[keep]
+        groups = np.broadcast_to(groups[:, None], lab.shape)[keep]
+    if with_groups:
+        return np.asarray(y, bool), np.asarray(s), np.asarray(groups)
     return np.asarray(y, bool), np.asarray(s)
+
+
+def query_ids(gen: Generations) -> np.ndarray:
+    """An integer id per generation row, the same for every row of one query (in order of
+    first appearance).
+
+    Example:
+        >>> g = Generations((("a", "r"), ("b", "r"), ("a", "r")), ("x", "y", "z"),
+        ...                 np.ones(3, bool), np.zeros((3, 4), np.int32), np.ones(3, np.int32))
+        >>> query_ids(g).tolist()
+        [0, 1, 0]
+    """
+    first: dict = {}
+    return np.array([first.setdefault(q, len(first)) for q in gen.queries], np.int64)
 
 
 def score_detector(labels: np.ndarray, scores: np.ndarray) -> DetectorScore:
@@ -422,9 +449,12 @@ def detectability(
         One record per (LM, detector): ``d_model``, ``task``, ``mode``, ``width``,
         ``auc_pr``, ``prevalence``, ``auroc``, ``n``, ``auroc_se``, the Hanley-McNeil
         standard error of the AUROC (:func:`~widelab_lm_hallucination.auroc_standard_error`,
-        with ``prevalence * n`` positives), and ``auroc_low`` / ``auroc_high``, the
-        stratified percentile bootstrap interval at ``level`` of the same held-out
-        scores (:func:`~widelab_lm_hallucination.auroc_bootstrap_interval`, seed 0);
+        with ``prevalence * n`` positives, which treats items as independent), and
+        ``auroc_low`` / ``auroc_high``, the percentile bootstrap interval at ``level`` of
+        the same held-out scores resampled by query: all samples (sentence task) or
+        all tokens (token task) of one query together, since they are not independent
+        (:func:`~widelab_lm_hallucination.auroc_bootstrap_interval` with ``groups``,
+        seed 0);
         NaN metrics when a half holds a single class.
 
     Example:
@@ -436,9 +466,9 @@ def detectability(
 
     nan = float("nan")
 
-    def interval(y, s):
+    def interval(y, s, groups):
         if 0 < y.sum() < len(y):
-            low, high, _ = auroc_bootstrap_interval(y, s, level=level, n_boot=n_boot)
+            low, high, _ = auroc_bootstrap_interval(y, s, groups=groups, level=level, n_boot=n_boot)
             return {"auroc_low": low, "auroc_high": high}
         return {"auroc_low": nan, "auroc_high": nan}
 
@@ -461,9 +491,9 @@ def detectability(
             rec = {"d_model": cfg.d_model, "task": dc.task, "mode": dc.mode, "width": dc.width}
             try:
                 det = train_detector(dc, cfg, params, kg, tr, key=k_det)
-                y, s = held_out_scores(det, kg, te)
+                y, s, groups = held_out_scores(det, kg, te, with_groups=True)
                 rec.update(dataclasses.asdict(score_detector(y, s)))
-                rec.update(interval(y, s))
+                rec.update(interval(y, s, groups))
             except ValueError:
                 rec.update(auc_pr=nan, prevalence=nan, auroc=nan, n=0)
                 rec.update(auroc_low=nan, auroc_high=nan)
@@ -477,7 +507,7 @@ def detectability(
             else:
                 rec.update(auc_pr=nan, auroc=nan)
             rec.update(prevalence=float(y.mean()), n=len(y))
-            rec.update(interval(y, score))
+            rec.update(interval(y, score, query_ids(te)))
             out.append(rec)
     for rec in out:
         rec["auroc_se"] = _auroc_se(rec)

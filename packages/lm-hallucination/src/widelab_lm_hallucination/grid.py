@@ -21,12 +21,14 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 from widelab_core.command import atomic_write
 
 from .corpus import FactStream, Tokenizer, encode_kg
 from .hallucination import hallucination_rate, is_hallucination
+from .intervals import agresti_coull_se, wilson_interval
 from .kg import KGSplit
 from .model import LMConfig, flops_per_token, param_counts
 from .runs import RUN_JSON, resume_run, save_run
@@ -44,7 +46,9 @@ class GridPoint:
         d_model: width; n_params: non-embedding parameters; epochs: epochs of the
         cell's schedule; steps: its optimizer steps; compute: training FLOPs
         (``flops_per_token * tokens``); seen / seen_low / seen_high: greedy rate on
-        the trained queries and its 95% bootstrap interval; unseen: greedy rate on
+        the trained queries and its 95% Wilson score interval
+        (:func:`~widelab_lm_hallucination.wilson_interval`; one output per query, so
+        the count is binomial); unseen: greedy rate on
         held-out queries (NaN when there are none); fraction: share of the training
         graph's queries used; seed: training seed; n_seen: queries evaluated;
         run_dir: the cell's folder.
@@ -135,8 +139,9 @@ def run_cell(
     params = res.state.params
     seen = train_kg.queries()[:max_queries]
     unseen = list(split.unseen[:max_queries] if max_queries else split.unseen)
-    est, gen = hallucination_rate(cfg, params, tok, split.full, seen, n_boot=200)
+    est, gen = hallucination_rate(cfg, params, tok, split.full, seen, n_boot=1)
     flags = is_hallucination(split.full, gen.queries, gen.objects, gen.finished)
+    low, high = wilson_interval(int(flags.sum()), len(flags))
     un = float("nan")
     if unseen:
         un = hallucination_rate(cfg, params, tok, split.full, unseen, n_boot=10)[0].rate
@@ -147,8 +152,8 @@ def run_cell(
         res.state.step,
         flops_per_token(cfg) * res.state.step * tc.batch_size * cfg.seq_len,
         est.rate,
-        est.low,
-        est.high,
+        float(low),
+        float(high),
         un,
         float(fraction),
         tc.seed,
@@ -282,25 +287,39 @@ def _json_ready(rec: dict) -> dict:
     }
 
 
-def aggregate_grid(points: Sequence[GridPoint]) -> list[dict]:
-    """Mean seen rate per (fraction, size, epochs) over seeds, with its standard error.
+def aggregate_grid(points: Sequence[GridPoint], level: float = 0.95) -> list[dict]:
+    """Mean seen rate per (fraction, size, epochs) over seeds, with a standard error and
+    an interval that keep a positive width at rates of exactly 0 or 1.
 
-    With one seed the standard error is the binomial one over the evaluated queries,
-    ``sqrt(r (1 - r) / n)``; with ``k >= 2`` seeds it is the between-seed standard
-    error of the mean, ``sd(r_1..r_k) / sqrt(k)`` (training noise and query sampling
-    together, since every seed is scored on the same queries).
+    One seed: the cell's count is binomial over its ``n`` queries; the interval is the
+    Wilson score interval (Brown, Cai & DasGupta 2001, Eq. 4) and the standard error the
+    Agresti-Coull one, ``sqrt(p~ (1 - p~) / (n + z^2))`` with ``p~ = (k + z^2/2) / (n +
+    z^2)`` (Agresti & Coull 1998); the Wald ``sqrt(r (1 - r) / n)`` would be 0 at the
+    edges. ``k >= 2`` seeds: the between-seed standard error of the mean, ``sd(r_1..r_k)
+    / sqrt(k)``, or the Agresti-Coull one of the pooled ``k n`` outputs when that is
+    larger (seeds that all score 0 have no spread, yet ``k n`` queries bound the rate
+    only so far); the interval spans both ``mean -/+ z se_seeds`` (clipped to [0, 1])
+    and the pooled Wilson interval.
+
+    Args:
+        points: finished cells.
+        level: coverage of the intervals, in ``(0, 1)``.
 
     Returns:
         Records ``fraction``, ``d_model``, ``n_params``, ``epochs``, ``compute``
-        (mean), ``rate``, ``se``, ``se_kind`` (``"binomial"`` or ``"seeds"``),
-        ``n_seeds``, ``unseen`` (mean, NaN when none), sorted by fraction, size, epochs.
+        (mean), ``rate``, ``se``, ``low``, ``high``, ``se_kind`` (``"binomial"`` or
+        ``"seeds"``: which standard error was used), ``n_seeds``, ``n`` (queries per
+        seed), ``unseen`` (mean, NaN when none), sorted by fraction, size, epochs.
 
     Example:
-        >>> p = GridPoint(16, 100, 4.0, 10, 1e6, 0.25, 0.1, 0.4, float("nan"), 1.0, 0, 100, "")
+        >>> p = GridPoint(16, 100, 4.0, 10, 1e6, 0.0, 0.0, 0.1, float("nan"), 1.0, 0, 40, "")
         >>> r = aggregate_grid([p])[0]
-        >>> (r["rate"], round(r["se"], 4), r["se_kind"])
-        (0.25, 0.0433, 'binomial')
+        >>> (r["rate"], r["low"], round(r["high"], 4), round(r["se"], 4), r["se_kind"])
+        (0.0, 0.0, 0.0876, 0.0309, 'binomial')
     """
+    z = NormalDist().inv_cdf(0.5 + level / 2) if 0.0 < level < 1.0 else float("nan")
+    if math.isnan(z):
+        raise ValueError(f"aggregate_grid: level must be in (0, 1), got {level!r}")
     groups: dict[tuple, list[GridPoint]] = {}
     for p in points:
         groups.setdefault((p.fraction, p.d_model, p.n_params, p.epochs), []).append(p)
@@ -308,11 +327,19 @@ def aggregate_grid(points: Sequence[GridPoint]) -> list[dict]:
     for (f, d, n_params, ep), ps in sorted(groups.items()):
         rates = np.array([p.seen for p in ps])
         k = len(ps)
+        n = max(min(p.n_seen for p in ps), 1)
+        pooled = int(round(sum(p.seen * max(p.n_seen, 1) for p in ps)))
+        n_pooled = sum(max(p.n_seen, 1) for p in ps)
+        se_bin = float(agresti_coull_se(pooled, n_pooled, level))
+        low, high = (float(x) for x in wilson_interval(pooled, n_pooled, level))
+        se, kind = se_bin, "binomial"
         if k >= 2:
-            se, kind = float(rates.std(ddof=1) / math.sqrt(k)), "seeds"
-        else:
-            r, n = ps[0].seen, max(ps[0].n_seen, 1)
-            se, kind = math.sqrt(r * (1 - r) / n), "binomial"
+            se_seeds = float(rates.std(ddof=1) / math.sqrt(k))
+            mean = float(rates.mean())
+            low = min(low, max(0.0, mean - z * se_seeds))
+            high = max(high, min(1.0, mean + z * se_seeds))
+            if se_seeds >= se_bin:
+                se, kind = se_seeds, "seeds"
         unseen = [p.unseen for p in ps if not math.isnan(p.unseen)]
         out.append(
             {
@@ -323,8 +350,11 @@ def aggregate_grid(points: Sequence[GridPoint]) -> list[dict]:
                 "compute": float(np.mean([p.compute for p in ps])),
                 "rate": float(rates.mean()),
                 "se": se,
+                "low": low,
+                "high": high,
                 "se_kind": kind,
                 "n_seeds": k,
+                "n": n,
                 "unseen": float(np.mean(unseen)) if unseen else float("nan"),
             }
         )

@@ -18,25 +18,41 @@ from widelab_core.command import ReportContext, ReportSection
 
 
 def _plot_rates(points, sizes):
+    """Seen rate against epochs (per size, with the 95% interval of
+    :func:`~widelab_lm_hallucination.aggregate_grid` as a band) and against size."""
     import matplotlib
     import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .grid import aggregate_grid
+
+    agg = [r for r in aggregate_grid(points) if r["fraction"] == 1.0]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for d in sizes:
-        pts = [p for p in points if p.d_model == d and p.fraction == 1.0]
-        ep = [p.epochs for p in pts]
-        axes[0].plot(ep, [p.seen for p in pts], "o-", label=f"d={d} ({pts[0].n_params:,} params)")
-        axes[0].fill_between(ep, [p.seen_low for p in pts], [p.seen_high for p in pts], alpha=0.2)
+        rs = [r for r in agg if r["d_model"] == d]
+        ep = [r["epochs"] for r in rs]
+        axes[0].plot(
+            ep, [r["rate"] for r in rs], "o-", label=f"d={d} ({rs[0]['n_params']:,} params)"
+        )
+        axes[0].fill_between(ep, [r["low"] for r in rs], [r["high"] for r in rs], alpha=0.2)
     axes[0].set_xscale("log")
     axes[0].set_xlabel("epochs")
     axes[0].set_ylabel("hallucination rate (seen, greedy)")
     axes[0].legend(fontsize=7)
-    for ep in sorted({round(p.epochs, 3) for p in points}):
-        pts = [p for p in points if round(p.epochs, 3) == ep and p.fraction == 1.0]
-        axes[1].plot([p.n_params for p in pts], [p.seen for p in pts], "o-", label=f"{ep:.0f} ep")
+    for ep in sorted({r["epochs"] for r in agg}):
+        rs = [r for r in agg if r["epochs"] == ep]
+        lo = [r["rate"] - r["low"] for r in rs]
+        hi = [r["high"] - r["rate"] for r in rs]
+        axes[1].errorbar(
+            [r["n_params"] for r in rs],
+            [r["rate"] for r in rs],
+            yerr=[lo, hi],
+            fmt="o-",
+            capsize=3,
+            label=f"{ep:g} ep",
+        )
     axes[1].set_xscale("log")
     for ax in axes:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -96,7 +112,8 @@ def lm_report(ctx: ReportContext) -> ReportSection:
         queries, flags = cell_outputs(max(largest, key=lambda p: p.epochs).run_dir)
     sec.figure(
         _plot_rates(points, [c.d_model for c in sizes]),
-        "Hallucination rate on seen facts (95% bootstrap bands) against epochs and size; "
+        "Hallucination rate on seen facts against epochs and size, with 95% Wilson score "
+        "intervals (one seed; with several, widened by the between-seed spread); "
         "every point is its own run, trained to the end of its own learning-rate schedule.",
     )
     _grid_table(sec, points)
@@ -163,25 +180,20 @@ def _grid_table(sec, points):
     from .grid import aggregate_grid
 
     agg = aggregate_grid(points)
-    cols = ["fraction", "d_model", "n_params", "epochs", "compute", "rate", "se", "unseen"]
+    cols = ["fraction", "d_model", "n_params", "epochs", "compute", "rate", "se", "low", "high"]
     sec.table(
-        ["fraction", "d_model", "params", "epochs", "FLOPs", "seen rate", "se", "unseen rate"],
-        [[r[c] for c in cols] for r in agg],
-        caption="Greedy hallucination rates per grid cell (seen: trained queries, with the "
-        "binomial standard error over queries, or the between-seed one with several seeds; "
-        "unseen: held-out pairs).",
+        ["fraction", "d_model", "params", "epochs", "FLOPs", "seen rate", "se", "low", "high"]
+        + ["unseen rate"],
+        [[r[c] for c in cols] + [r["unseen"]] for r in agg],
+        caption="Greedy hallucination rates per grid cell (seen: trained queries; low / "
+        "high: 95% Wilson score interval over queries, se: the Agresti-Coull standard "
+        "error, both positive at rates of 0 or 1; with several seeds se is the between-seed "
+        "one when larger and the interval covers mean -/+ 1.96 se; unseen: held-out pairs).",
     )
     full = [r for r in agg if r["fraction"] == 1.0]
     most = max(r["epochs"] for r in full)
     by_size = [r for r in full if r["epochs"] == most]
-    sec.metric(
-        f"lm seen rate against size at {most:g} epochs",
-        [r["rate"] for r in by_size],
-        summary=False,
-        unit="1",
-        better="lower",
-        se=[r["se"] for r in by_size],
-    )
+    _rate_metrics(sec, f"lm seen rate against size at {most:g} epochs", by_size)
     sec.metric(
         "lm sizes (non-embedding parameters)",
         [r["n_params"] for r in by_size],
@@ -191,14 +203,7 @@ def _grid_table(sec, points):
     )
     biggest = max(r["d_model"] for r in full)
     by_ep = [r for r in full if r["d_model"] == biggest]
-    sec.metric(
-        "lm seen rate of the largest model against epochs",
-        [r["rate"] for r in by_ep],
-        summary=False,
-        unit="1",
-        better="lower",
-        se=[r["se"] for r in by_ep],
-    )
+    _rate_metrics(sec, "lm seen rate of the largest model against epochs", by_ep)
     sec.metric(
         "lm epochs of the grid",
         [r["epochs"] for r in by_ep],
@@ -208,31 +213,49 @@ def _grid_table(sec, points):
     )
 
 
+def _rate_metrics(sec, name, recs, better="lower"):
+    """A rate figure with its standard error, and its 95% interval as two figures."""
+    sec.metric(
+        name,
+        [r["rate"] for r in recs],
+        summary=False,
+        unit="1",
+        better=better,
+        se=[r["se"] for r in recs],
+    )
+    for side in ("low", "high"):
+        sec.metric(
+            f"{name} (95% interval {side})",
+            [r[side] for r in recs],
+            summary=False,
+            unit="1",
+            better="neither",
+        )
+
+
 def _breakdown(sec, train_kg, queries, flags):
     """Rates of the largest, longest-trained model by relation and by frequency."""
     from .bounds import rate_by
+    from .intervals import agresti_coull_se, wilson_interval
 
     rows = []
     for by in ("relation", "subject", "object"):
         recs = rate_by(train_kg, queries, flags, by=by)
         for r in recs:
-            se = math.sqrt(r["rate"] * (1 - r["rate"]) / r["n"])
-            rows.append([by, r["group"], r["n"], r["rate"], se])
+            k = int(round(r["rate"] * r["n"]))
+            low, high = wilson_interval(k, r["n"])
+            r.update(se=float(agresti_coull_se(k, r["n"])), low=float(low), high=float(high))
+            rows.append([by, r["group"], r["n"], r["rate"], r["se"], r["low"], r["high"]])
         if by != "relation":
-            sec.metric(
-                f"lm seen rate by {by} frequency (low to high)",
-                [r["rate"] for r in recs],
-                summary=False,
-                unit="1",
-                better="neither",
-                se=[math.sqrt(r["rate"] * (1 - r["rate"]) / r["n"]) for r in recs],
+            _rate_metrics(
+                sec, f"lm seen rate by {by} frequency (low to high)", recs, better="neither"
             )
     sec.table(
-        ["by", "group", "queries", "rate", "se"],
+        ["by", "group", "queries", "rate", "se", "low", "high"],
         rows,
         caption="Seen-query hallucination rate of the largest model at the most epochs, by "
-        "relation and by subject / object training frequency (equal-count bins; binomial "
-        "standard errors).",
+        "relation and by subject / object training frequency (equal-count bins; "
+        "Agresti-Coull standard errors and 95% Wilson score intervals).",
     )
 
 
@@ -307,8 +330,9 @@ def _full_extras(
         [[r[c] for c in cols] for r in rows],
         caption="Frozen-LM detector heads and the LM's own training-free likelihood scores "
         "(object NLL, token entropy) against LM size (AUC-PR chance = prevalence; "
-        "auroc_low / auroc_high: 95% stratified percentile bootstrap interval, 1000 "
-        "replicates; auroc_se: Hanley & McNeil 1982 standard error).",
+        "auroc_low / auroc_high: 95% percentile bootstrap interval resampling whole "
+        "queries (all samples and tokens of a query together), 1000 replicates; auroc_se: "
+        "Hanley & McNeil 1982 standard error, which treats items as independent).",
     )
     _detector_figures(sec, rows, {c.d_model: param_counts(c)["non_embedding"] for c, _ in lms})
     by_size = [DetectorConfig(width=w, steps=det_steps) for w in widths]
@@ -318,7 +342,7 @@ def _full_extras(
         cols,
         [[r[c] for c in cols] for r in rows],
         caption="Sentence detectors of growing size on the largest LM (AUROC interval: "
-        "95% stratified percentile bootstrap; auroc_se: Hanley-McNeil).",
+        "95% percentile bootstrap by query; auroc_se: Hanley-McNeil).",
     )
     cfg, params = lms[-1]
     budget = decode_budget(tok, split.full)
@@ -360,7 +384,8 @@ def _auroc_bars(r) -> tuple[float, float]:
 
 
 def _detector_figures(sec, rows, n_params):
-    """AUROC of each detector against LM size, with 95% bootstrap intervals."""
+    """AUROC of each detector against LM size, with 95% bootstrap intervals (figure and
+    JSON: value, Hanley-McNeil se, and the interval's bounds as two figures)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -383,6 +408,14 @@ def _detector_figures(sec, rows, n_params):
             better="higher",
             se=se,
         )
+        for side in ("low", "high"):
+            sec.metric(
+                f"lm detector AUROC against LM size ({label}) (95% bootstrap {side})",
+                [r.get(f"auroc_{side}", math.nan) for r in rs],
+                summary=False,
+                unit="1",
+                better="neither",
+            )
     sec.metric(
         "lm detector LM sizes (non-embedding parameters)",
         sorted(n_params.values()),
@@ -399,7 +432,8 @@ def _detector_figures(sec, rows, n_params):
     fig.tight_layout()
     sec.figure(
         fig,
-        "Detector AUROC against LM size with 95% stratified percentile bootstrap intervals "
-        "(1000 replicates; 1.96 Hanley-McNeil standard errors for records without one); "
+        "Detector AUROC against LM size with 95% percentile bootstrap intervals resampling "
+        "whole queries (1000 replicates; 1.96 Hanley-McNeil standard errors for records "
+        "without one); "
         "the dashed line is chance.",
     )

@@ -122,32 +122,86 @@ class TrainState(NamedTuple):
     cursor: tuple[int, int]
 
 
-def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
-    """``clip_by_global_norm`` then AdamW under a warmup + cosine schedule
-    (Loshchilov & Hutter 2019; Hoffmann et al. 2022 use the same schedule shape)."""
+def _warmup_steps(tc: TrainConfig) -> tuple[int, int]:
+    """Warmup steps (at least 1, at most a tenth of the run) and schedule length."""
     warm = max(1, min(tc.warmup, tc.steps // 10))
-    sched = optax.warmup_cosine_decay_schedule(
-        0.0, tc.lr, warm, max(tc.steps, warm + 1), end_value=tc.lr * tc.min_lr_ratio
-    )
+    return warm, max(tc.steps, warm + 1)
+
+
+def _optimizer(tc: TrainConfig, learning_rate) -> optax.GradientTransformation:
     mask = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)
     return optax.chain(
         optax.clip_by_global_norm(tc.clip),
-        optax.adamw(sched, b1=0.9, b2=0.98, weight_decay=tc.weight_decay, mask=mask),
+        optax.adamw(learning_rate, b1=0.9, b2=0.98, weight_decay=tc.weight_decay, mask=mask),
+    )
+
+
+def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
+    """``clip_by_global_norm`` then AdamW under a warmup + cosine schedule
+    (Loshchilov & Hutter 2019; Hoffmann et al. 2022 use the same schedule shape)."""
+    warm, total = _warmup_steps(tc)
+    sched = optax.warmup_cosine_decay_schedule(
+        0.0, tc.lr, warm, total, end_value=tc.lr * tc.min_lr_ratio
+    )
+    return _optimizer(tc, sched)
+
+
+def schedule_args(tc: TrainConfig) -> dict[str, jax.Array]:
+    """The learning-rate schedule of ``tc`` as arrays: the compiled training step takes
+    them as arguments, so runs that differ only in ``lr``, ``warmup``, ``steps`` or
+    ``min_lr_ratio`` share one compilation (see :func:`schedule_value`)."""
+    warm, total = _warmup_steps(tc)
+    return {
+        "lr": jnp.asarray(tc.lr, jnp.float32),
+        "alpha": jnp.asarray(tc.min_lr_ratio, jnp.float32),
+        "warm": jnp.asarray(warm, jnp.int32),
+        "total": jnp.asarray(total, jnp.int32),
+    }
+
+
+def schedule_value(count: jax.Array, args: dict[str, jax.Array]) -> jax.Array:
+    """Learning rate at optimizer step ``count`` from :func:`schedule_args`: linear warmup
+    from 0 to ``lr`` over ``warm`` steps, then cosine decay to ``alpha * lr`` at
+    ``total`` (Loshchilov & Hutter 2017, Eq. 5); the same values as
+    ``optax.warmup_cosine_decay_schedule`` with those settings, but traceable in every
+    setting.
+
+    Example:
+        >>> a = schedule_args(TrainConfig(steps=100, lr=1.0, warmup=10, min_lr_ratio=0.1))
+        >>> [round(float(schedule_value(jnp.asarray(c), a)), 4) for c in (0, 5, 10, 100)]
+        [0.0, 0.5, 1.0, 0.1]
+    """
+    lr, alpha, warm, total = args["lr"], args["alpha"], args["warm"], args["total"]
+    ramp = jnp.clip(count, 0, warm) / warm
+    warm_value = -lr * (1 - ramp) + lr
+    decay = (total - warm).astype(jnp.float32)
+    t = jnp.minimum((count - warm).astype(jnp.float32), decay)
+    cosine = 0.5 * (1 + jnp.cos(jnp.pi * t / decay))
+    return jnp.where(count < warm, warm_value, lr * ((1 - alpha) * cosine + alpha))
+
+
+def _static(tc: TrainConfig) -> TrainConfig:
+    """``tc`` with every field that the compiled step does not bake in set to a default
+    (bookkeeping, and the schedule, which :func:`schedule_args` passes as arrays)."""
+    return dataclasses.replace(
+        tc,
+        steps=1,
+        lr=1.0,
+        warmup=0,
+        min_lr_ratio=0.1,
+        seed=0,
+        log_every=1,
+        checkpoint_every=0,
+        batch_size=1,
     )
 
 
 @functools.lru_cache(maxsize=32)
-def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
-    """A jit-compiled ``step(params, opt_state, rows, key) -> (params, opt_state, loss,
-    gnorm)``; ``key`` drives dropout.
-
-    Cached per ``(cfg, tc)``, so repeated runs of one configuration compile once.
-    """
-    optimizer = make_optimizer(tc)
-
-    def step(params, opt_state, rows, key):
+def _make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int):
+    def step(params, opt_state, rows, key, sched):
         answer_only = tc.loss_on == "answer"
         dtype = jnp.dtype(tc.compute_dtype)
+        optimizer = _optimizer(tc, lambda count: schedule_value(count, sched))
 
         def loss_fn(p):
             p = jax.tree.map(lambda x: x.astype(dtype), p)  # master weights stay float32
@@ -160,6 +214,24 @@ def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
     return jax.jit(step, donate_argnums=(0, 1))
 
 
+def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
+    """A jit-compiled ``step(params, opt_state, rows, key, sched) -> (params, opt_state,
+    loss, gnorm)``; ``key`` drives dropout and ``sched`` is :func:`schedule_args` of the
+    run's settings.
+
+    One compiled step serves every configuration that differs only in the schedule
+    (``lr``, ``warmup``, ``steps``, ``min_lr_ratio``) or bookkeeping (``seed``,
+    ``batch_size``, ``log_every``, ``checkpoint_every``): a grid of runs of one model
+    shape with different epochs compiles its training step once per shape of the rows.
+
+    Example:
+        >>> # step = make_train_step(cfg, tc)
+        >>> # params, opt_state, loss, gnorm = step(params, opt_state, rows, key,
+        >>> #                                       schedule_args(tc))
+    """
+    return _make_train_step(cfg, _static(tc), pad_id)
+
+
 def init_state(cfg: LMConfig, tc: TrainConfig, params=None) -> TrainState:
     """Fresh state (or one starting from given ``params``, for fine-tuning)."""
     key = jax.random.key(tc.seed)
@@ -168,12 +240,13 @@ def init_state(cfg: LMConfig, tc: TrainConfig, params=None) -> TrainState:
         params = init_lm(cfg, k_init)
     else:
         params = jax.tree.map(jnp.array, params)  # own copy: the step donates its buffers
-    return TrainState(params, _opt_init(tc)(params), 0, key, (0, 0))
+    return TrainState(params, _opt_init(_static(tc))(params), 0, key, (0, 0))
 
 
 @functools.lru_cache(maxsize=32)
 def _opt_init(tc: TrainConfig):
-    """The optimizer's jitted ``init``, one per configuration (compiled once per shape)."""
+    """The optimizer's jitted ``init``, one per static configuration (the state's
+    structure does not depend on the schedule)."""
     return jax.jit(make_optimizer(tc).init, compiler_options=FAST_COMPILE)
 
 
@@ -362,7 +435,13 @@ def train(
             ``jax.local_devices()`` for all). With more than one, each batch is split
             along its rows over a ``jax.sharding`` mesh and parameters and optimizer
             state are replicated; the compiled step then all-reduces the gradients.
-            ``tc.batch_size`` must divide evenly.
+            ``tc.batch_size`` must divide evenly. Multi-host: after
+            ``widelab_core.devices.initialize_distributed`` on every process, pass
+            ``jax.devices()`` (all processes' devices) and call :func:`train` with the
+            same arguments everywhere; each process computes the same global batch
+            from the stream and transfers only the rows its own devices hold, and only
+            process 0 writes ``run_dir`` (every process reads it to resume, so it must
+            be on a shared file system).
 
     Returns:
         A :class:`TrainResult`.
@@ -382,20 +461,23 @@ def train(
             f"data-parallel training over {len(devices)} devices needs a batch_size divisible "
             f"by it, got batch_size={tc.batch_size}"
         )
+    # a mesh over several processes: every process reads run_dir, process 0 writes it
+    spans = any(d.process_index != jax.process_index() for d in devices)
+    writes = run_dir is not None and (not spans or jax.process_index() == 0)
     state = init_state(cfg, tc, init_params)
-    ckpt = run_dir / CHECKPOINT if run_dir is not None else None
+    ckpt = run_dir / CHECKPOINT if writes else None
     if run_dir is not None and resume:
         loaded = load_latest_checkpoint(run_dir, state)
         if loaded is not None:
             state = loaded
-            _trim_metrics(run_dir / METRICS, state.step)
-    elif run_dir is not None:
+            if writes:
+                _trim_metrics(run_dir / METRICS, state.step)
+    elif writes:
         for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, METRICS):
             (run_dir / name).unlink(missing_ok=True)
-    # bookkeeping fields do not change the compiled step: share one compile
-    step_fn = make_train_step(
-        cfg, dataclasses.replace(tc, seed=0, log_every=1, checkpoint_every=0, batch_size=1)
-    )
+    # the schedule and bookkeeping fields do not change the compiled step: share one
+    step_fn = make_train_step(cfg, tc)
+    sched = schedule_args(tc)
     end = tc.steps if stop_after is None else min(tc.steps, stop_after)
     tok_step = tc.batch_size * cfg.seq_len
     fpt, peak = flops_per_token(cfg), peak_flops()
@@ -409,8 +491,9 @@ def train(
         mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
         replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         by_row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-        params, opt_state, key = jax.device_put((params, opt_state, key), replicated)
-        put_rows = lambda rows: jax.device_put(rows, by_row)  # noqa: E731
+        params, opt_state, sched = _to_mesh((params, opt_state, sched), replicated)
+        key = jax.random.wrap_key_data(_to_mesh(jax.random.key_data(key), replicated))
+        put_rows = lambda rows: _to_mesh(rows, by_row)  # noqa: E731
     t_first = None
     first_step = state.step
     tps = mfu = 0.0
@@ -419,7 +502,9 @@ def train(
         for step in range(state.step, end):
             rows, cursor = stream.next_batch(cursor)
             key, k_step = jax.random.split(key)
-            params, opt_state, loss, gnorm = step_fn(params, opt_state, put_rows(rows), k_step)
+            params, opt_state, loss, gnorm = step_fn(
+                params, opt_state, put_rows(rows), k_step, sched
+            )
             losses.append(loss)
             done = step + 1
             if t_first is None:
@@ -438,7 +523,7 @@ def train(
                     mfu = tps * fpt / peak
                 bar.set_postfix(loss=f"{loss_f:.3f}", tok_s=f"{tps:.0f}", mfu=f"{mfu:.2%}")
             bar.update(1)
-            if run_dir is not None and log:
+            if writes and log:
                 line = {
                     "step": done,
                     "loss": loss_f,
@@ -459,6 +544,18 @@ def train(
     bar.close()
     host_losses = [float(x) for x in jax.device_get(losses)]
     return TrainResult(state, host_losses, tps, mfu)
+
+
+def _to_mesh(tree, sharding: jax.sharding.Sharding):
+    """Place host values (equal on every process) on a mesh that may span processes:
+    each process transfers only the shards its own devices hold (its rows of a batch
+    sharded by row; a full copy of a replicated value)."""
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree.map(put, tree)
 
 
 class _SigintFlag:
