@@ -261,37 +261,13 @@ print("RESULT", tuple(info), ok, flush=True)
 def test_two_processes_with_jax_distributed(tmp_path):
     """Two CPU processes with 2 devices each form one 4-device job through
     initialize_distributed; the default mesh spans both and each gets the full result."""
-    import os
-    import socket
-    import subprocess
-    import sys
+    from widelab_core.testing import run_local_processes
 
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), f"localhost:{port}", str(rank)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in range(2)
-    ]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=120)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for rank, (p, out) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0, out
+    done = run_local_processes(lambda rank, coord: [str(script), coord, str(rank)], timeout=120)
+    for rank, (code, out) in enumerate(done):
+        assert code == 0, out
         assert f"RESULT ({rank}, 2, 2, 4) True" in out, out
 
 

@@ -2,13 +2,13 @@
 changed settings, the regression sweep, and two jax.distributed processes."""
 
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from widelab_core.cli import main
+from widelab_core.testing import run_local_processes
 from widelab_kernels import kernel_fn
 from widelab_kernels.compute import KernelSettingsError, compute_kernels, load_kernels
 from widelab_kernels.presets import preset
@@ -163,42 +163,22 @@ sys.exit(main(sys.argv[1:]))
 def test_two_processes_split_the_blocks_and_agree_bitwise(data, reference, tmp_path):
     """Two jax.distributed CPU processes (2 devices each) write their own blocks of one
     folder; the result is the single-process one, bit for bit."""
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
     out = tmp_path / "k"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _DIST,
-                *_args(data, out),
-                "--coordinator",
-                f"localhost:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                str(rank),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )  # fmt: skip
-        for rank in range(2)
-    ]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=300)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, text in zip(procs, outs):
-        assert p.returncode == 0, text
+    done = run_local_processes(
+        lambda rank, coord: [
+            "-c",
+            _DIST,
+            *_args(data, out),
+            "--coordinator",
+            coord,
+            "--num-processes",
+            "2",
+            "--process-id",
+            str(rank),
+        ]
+    )
+    for code, text in done:
+        assert code == 0, text
     assert len((out / "done-0.log").read_text().splitlines()) == 3
     assert len((out / "done-1.log").read_text().splitlines()) == 2
     for name, want in reference[1].items():
