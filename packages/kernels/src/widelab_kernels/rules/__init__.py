@@ -3,6 +3,7 @@
 from . import (
     attention,
     combinators,
+    dot_general,
     elementwise,
     elementwise_closed,
     graph,
@@ -15,6 +16,7 @@ from . import (
 __all__ = [
     "attention",
     "combinators",
+    "dot_general",
     "elementwise",
     "elementwise_closed",
     "graph",
