@@ -25,24 +25,25 @@ def load(name: str):
 def assert_matches_reference(nets, reference, auto_cases=()) -> None:
     """Every case of ``nets`` through ``nt.stax`` (one jit compilation) equals NT's kernels;
     the cases in ``auto_cases`` also through widelab's own layout choice (same-position
-    covariances where enough)."""
+    covariances where enough). A case may carry a fifth item, keyword arguments of the
+    kernel function (``pattern``)."""
     cases = list(nets.cases(stax))
     with jax.enable_x64(True):
 
         @jax.jit
         def all_kernels(inputs):
             out = {}
-            for (case, net, _, _), (x1, x2) in zip(cases, inputs):
-                k = net[2](x1, x2, ("nngp", "ntk"))
+            for (case, net, *_), (x1, x2, kw) in zip(cases, inputs):
+                k = net[2](x1, x2, ("nngp", "ntk"), **kw)
                 out[case] = jnp.stack([k.nngp, k.ntk])
                 if case in auto_cases:
-                    auto = kernel_fn(net, jit=False)(x1, x2, ("nngp", "ntk"))
+                    auto = kernel_fn(net, jit=False)(x1, x2, ("nngp", "ntk"), **kw)
                     out[case + "|auto"] = jnp.stack([auto.nngp, auto.ntk])
             return out
 
-        got = all_kernels([(c[2], c[3]) for c in cases])
+        got = all_kernels([(c[2], c[3], c[4] if len(c) > 4 else {}) for c in cases])
     assert len(cases) == len(reference.files)
-    for case, _, _, _ in cases:
+    for case, *_ in cases:
         want = reference[case]
         ours = np.asarray(got[case])
         assert ours.shape == want.shape, (case, ours.shape, want.shape)

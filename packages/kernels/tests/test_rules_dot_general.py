@@ -47,10 +47,28 @@ def test_dot_general_apply_and_errors():
     assert isinstance(stax.DotGeneral().layer, L.Identity)
     with pytest.raises(ValueError, match="at most one"):
         stax.DotGeneral(lhs=1.0, rhs=2.0)
-    with pytest.raises(NotImplementedError, match="batch dimensions"):
-        stax.DotGeneral(rhs=a, dimension_numbers=(((), ()), ((1,), (0,))))
-    with pytest.raises(NotImplementedError, match="every axis"):
-        stax.DotGeneral(rhs=a, dimension_numbers=(((1,), (1,)), ((), ())))
+    # Free constant axes and batch dimensions: NT's apply (lax.dot_general) with the
+    # batch axis moved back to the front and the channel axis to the end.
+    b = np.arange(6.0, dtype=np.float32).reshape(3, 2) - 2.0
+    for kw, (batch_at, channel_at) in (
+        (dict(rhs=a, dimension_numbers=(((2,), (0,)), ((), ()))), (0, 2)),
+        (dict(lhs=a.T, dimension_numbers=(((1,), (2,)), ((), ()))), (1, 3)),
+        (dict(rhs=b, dimension_numbers=(((), ()), ((1,), (0,)))), (1, 3)),
+        (dict(lhs=b.T, dimension_numbers=(((), ()), ((1,), (1,)))), (2, 4)),
+    ):
+        init_fn, apply_fn, _ = stax.DotGeneral(**kw)
+        args = (x, kw["rhs"]) if "rhs" in kw else (kw["lhs"], x)
+        want = np.moveaxis(
+            jax.lax.dot_general(*args, kw["dimension_numbers"]), (batch_at, channel_at), (0, -1)
+        )
+        shape, params = init_fn(jax.random.key(0), x.shape)
+        got = apply_fn(params, x)
+        assert shape == want.shape == got.shape, (kw, shape, want.shape)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    with pytest.raises(NotImplementedError, match="batch axis 0"):
+        stax.DotGeneral(rhs=b, dimension_numbers=(((), ()), ((0,), (0,))))
+    with pytest.raises(ValueError, match="distinct axes"):
+        stax.DotGeneral(rhs=a, dimension_numbers=(((1,), (0,)), ((2,), (0,))))
     with pytest.raises(L.ShapeError, match="not the batch axis"):
         L.DotGeneral([1.0, 2.0], (-1,), (0,)).init(jax.random.key(0), (2, 3, 2))
     # Contracting positions needs all position pairs.

@@ -253,10 +253,12 @@ class KernelFn:
             _validate(self.net, x1, x2)
             self._validated.add(key)
 
-    def _compute(self, x1, x2, names, mask_constant):
+    def _compute(self, x1, x2, names, mask_constant, pattern=None):
         compute_ntk = names is None or "ntk" in names
-        if isinstance(x1, list):
-            k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
+        if isinstance(x1, list) or pattern is not None:
+            k = self.kernel(
+                x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant, pattern=pattern
+            )
             return _select(k, names)
         n2 = x1.shape[0] if x2 is None else x2.shape[0]
         spatial = math.prod(x1.shape[1:-1])
@@ -269,9 +271,9 @@ class KernelFn:
         k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
         return _select(k, names)
 
-    def _compute_flagged(self, x1, x2, names, mask_constant):
+    def _compute_flagged(self, x1, x2, names, mask_constant, pattern=None):
         """``_compute``'s output and whether every floating array in it is finite."""
-        out = self._compute(x1, x2, names, mask_constant)
+        out = self._compute(x1, x2, names, mask_constant, pattern)
         flags = [
             jnp.all(jnp.isfinite(v))
             for v in jax.tree_util.tree_leaves(out)
@@ -371,8 +373,8 @@ class KernelFn:
             x1_is_x2=x2 is None,
         )
 
-    def kernel(self, x1, x2=None, *, compute_ntk=True, mask_constant=None) -> Any:
-        """The output :class:`Kernel` (untiled)."""
+    def kernel(self, x1, x2=None, *, compute_ntk=True, mask_constant=None, pattern=None) -> Any:
+        """The output :class:`Kernel` (untiled); ``pattern`` is ``(pattern1, pattern2)``."""
         x1, x2 = _as_arrays(x1), _as_arrays(x2)
         self._validate(x1, x2)
         one = functools.partial(
@@ -385,7 +387,7 @@ class KernelFn:
             k = [one(a, None if x2 is None else x2[i]) for i, a in enumerate(x1)]
         else:
             k = one(x1, x2)
-        return apply_rule(self.net, k, RuleContext(compute_ntk=compute_ntk))
+        return apply_rule(self.net, k, RuleContext(compute_ntk=compute_ntk, pattern=pattern))
 
     def __call__(
         self,
@@ -398,20 +400,23 @@ class KernelFn:
         diagonal_spatial: bool | None = None,
         batch_axis: int = 0,
         channel_axis: int = -1,
+        pattern: Any = None,
     ):
         names, compute_ntk = _check_get(get)
         if _is_kernel(x1):
             if x2 is not None:
                 raise ValueError("kernel_fn: x1 is a Kernel, so x2 must be None")
-            k = apply_rule(self.net, x1, RuleContext(compute_ntk=compute_ntk))
+            pattern = _pattern_pair(pattern, True)
+            k = apply_rule(self.net, x1, RuleContext(compute_ntk=compute_ntk, pattern=pattern))
             return _select(k, names)
+        pattern = _pattern_pair(pattern, x2 is None)
         x1 = _as_arrays(x1, batch_axis, channel_axis)
         x2 = _as_arrays(x2, batch_axis, channel_axis)
         target = self._layout(diagonal_spatial)
-        out = target._call(x1, x2, names, compute_ntk, mask_constant)
+        out = target._call(x1, x2, names, compute_ntk, mask_constant, pattern)
         if diagonal_batch or (names is not None and not {"cov1", "cov2"} & set(names)):
             return out
-        return target._full_batch(out, x1, x2, names, mask_constant)
+        return target._full_batch(out, x1, x2, names, mask_constant, pattern)
 
     def _layout(self, diagonal_spatial: bool | None) -> KernelFn:
         """This function or its twin computing all-pairs spatial covariances."""
@@ -435,10 +440,13 @@ class KernelFn:
             self._full_twin = twin
         return self._full_twin
 
-    def _full_batch(self, out, x1, x2, names, mask_constant):
+    def _full_batch(self, out, x1, x2, names, mask_constant, pattern=None):
         """``out`` with ``cov1``/``cov2`` as full ``(n, n, ...)`` batch covariances."""
-        c1 = self._call(x1, None, ("nngp",), False, mask_constant)
-        c2 = None if x2 is None else self._call(x2, None, ("nngp",), False, mask_constant)
+        p1 = p2 = None
+        if pattern is not None:
+            p1, p2 = (pattern[0], pattern[0]), (pattern[1], pattern[1])
+        c1 = self._call(x1, None, ("nngp",), False, mask_constant, p1)
+        c2 = None if x2 is None else self._call(x2, None, ("nngp",), False, mask_constant, p2)
 
         def fix(o, a, b):
             if names is None:
@@ -454,30 +462,37 @@ class KernelFn:
             ]
         return fix(out, c1, c2)
 
-    def _call(self, x1, x2, names, compute_ntk, mask_constant):
+    def _call(self, x1, x2, names, compute_ntk, mask_constant, pattern=None):
         if self.check_finite:
             self._check_inputs_finite(x1, x2, mask_constant)
         label = names[0] if names and len(names) == 1 else "kernel"
         tiled = self.batch_size is not None or self.max_tile_bytes is not None
         if self.check_finite and self.jit and not tiled:
             self._validate(x1, x2)  # errors raise here, outside the trace
-            out, finite = self._jitted_flagged(x1, x2, names, mask_constant)
+            out, finite = self._jitted_flagged(x1, x2, names, mask_constant, pattern)
             if not isinstance(finite, jax.core.Tracer) and not bool(finite):
                 _check_output_finite(out, label)  # names the field
             return out
-        out = self._evaluate(x1, x2, names, compute_ntk, mask_constant)
+        out = self._evaluate(x1, x2, names, compute_ntk, mask_constant, pattern)
         if self.check_finite:
             _check_output_finite(out, label)
         return out
 
-    def _evaluate(self, x1, x2, names, compute_ntk, mask_constant):
+    def _evaluate(self, x1, x2, names, compute_ntk, mask_constant, pattern=None):
         tiled = self.batch_size is not None or self.max_tile_bytes is not None
         if not tiled:
             if self.jit:
                 self._validate(x1, x2)  # errors raise here, outside the trace
-                return self._jitted(x1, x2, names, mask_constant)
-            k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
+                return self._jitted(x1, x2, names, mask_constant, pattern)
+            k = self.kernel(
+                x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant, pattern=pattern
+            )
             return _select(k, names)
+        if pattern is not None:
+            raise ValueError(
+                "kernel_fn: graph patterns are not supported with batch_size/max_tile_bytes "
+                "tiling; call kernel_fn(net) without them"
+            )
         if isinstance(x1, list):
             raise ValueError("kernel_fn: batch_size tiling takes one input array, not a list")
         return self._tiled(x1, x2, names or ("nngp", "ntk"), compute_ntk, mask_constant)
@@ -559,6 +574,28 @@ class KernelFn:
         return _result_type(tuple(names))(*(out[n] for n in names))
 
 
+def _pattern_pair(pattern, x1_is_x2: bool):
+    """``(pattern1, pattern2)`` or ``None`` from ``kernel_fn``'s ``pattern`` argument."""
+    if pattern is None:
+        return None
+    if not isinstance(pattern, list | tuple) or len(pattern) != 2:
+        raise ValueError(
+            "kernel_fn: pattern must be a pair (pattern1, pattern2), the graphs of the x1 "
+            f"and x2 examples, got {type(pattern).__name__}"
+        )
+    p1, p2 = pattern
+    if p1 is None and p2 is None:
+        return None
+    if p2 is None and x1_is_x2:
+        p2 = p1
+    if p1 is None or p2 is None:
+        raise ValueError(
+            "kernel_fn: pattern has one graph given and one None; give both (pattern1, "
+            "pattern2), or (pattern1, None) when x2 is None"
+        )
+    return (p1, p2)
+
+
 def _nonfinite_hyperparameter(net: Layer):
     """The first ``(layer, field, value)`` whose float hyperparameter is NaN or inf."""
     stack = [net]
@@ -635,7 +672,9 @@ def kernel_fn(
         or a tuple of names (a namedtuple with those fields). The NTK is only computed
         when asked for. ``f`` is a pure function of the inputs and of the layers'
         hyperparameters: ``jax.vmap`` and ``jax.grad`` (e.g. with respect to ``W_std``)
-        go through it.
+        go through it. Networks with ``Aggregate`` layers take the graphs of the two
+        batches as ``f(x1, x2, get, pattern=(pattern1, pattern2))`` (``(pattern1, None)``
+        when ``x2`` is None), in the format of the layer's ``implementation``.
 
     Raises:
         KernelError: a layer has no rule or does not fit the inputs (the message names

@@ -26,10 +26,13 @@ class RuleContext:
     Attributes:
         compute_ntk: whether NTKs are being computed (``k.ntk`` is ``None`` otherwise).
         where: position of the layer in the network (for error messages).
+        pattern: ``(pattern1, pattern2)``, the graphs of the ``x1`` and ``x2`` examples
+            for ``Aggregate`` layers, or ``None`` (no graph given).
     """
 
     compute_ntk: bool = True
     where: str = ""
+    pattern: Any = None
 
     def at(self, position: str) -> RuleContext:
         """The context one level further in (``position`` appended to ``where``)."""

@@ -44,6 +44,7 @@ from .elementwise import (
     Sin,
     Tanh,
 )
+from .graph import Aggregate
 from .normalization import Dropout, LayerNorm
 from .polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
 from .pooling import AvgPool, GlobalAvgPool, GlobalSumPool, SumPool
@@ -51,6 +52,7 @@ from .resize import ImageResize, Index
 from .structural import Flatten, Identity
 
 __all__ = [
+    "Aggregate",
     "ConvLocal",
     "ConvTranspose",
     "ImageResize",

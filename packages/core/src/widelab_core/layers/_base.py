@@ -15,6 +15,8 @@ layers, as in ``jax.example_libraries.stax``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -88,6 +90,27 @@ def zero_masked(x: jax.Array, mask: jax.Array | None) -> jax.Array:
     return jnp.where(mask, jnp.zeros((), x.dtype), x)
 
 
+#: The graph ``pattern`` given to the ``apply`` call in progress (read by ``Aggregate``).
+_PATTERN: contextvars.ContextVar[Any] = contextvars.ContextVar("widelab_pattern", default=None)
+
+
+def current_pattern() -> Any:
+    """The ``pattern`` passed to the enclosing :meth:`Layer.apply` call (or ``None``)."""
+    return _PATTERN.get()
+
+
+@contextlib.contextmanager
+def _pattern_scope(pattern: Any):
+    if pattern is None:
+        yield
+        return
+    token = _PATTERN.set(pattern)
+    try:
+        yield
+    finally:
+        _PATTERN.reset(token)
+
+
 @dataclasses.dataclass(frozen=True)
 class Layer:
     """Base class of every layer value.
@@ -127,6 +150,7 @@ class Layer:
         key: jax.Array | None = None,
         mask_constant: float | None = None,
         mask: Any = None,
+        pattern: Any = None,
     ) -> Any:
         """Run the finite network.
 
@@ -138,13 +162,17 @@ class Layer:
                 padding and are excluded from pooling and attention.
             mask: an explicit boolean mask of shape ``x.shape[:-1] + (1,)`` instead of
                 ``mask_constant``.
+            pattern: the graph of each input for ``Aggregate`` layers (its format is
+                the layer's ``implementation``); every ``Aggregate`` of the network
+                uses it. ``None``: aggregation is the identity.
 
         Returns:
             The network's output.
         """
         if mask is None:
             mask = input_mask(x, mask_constant)
-        y, _ = self.apply_masked(params, x, mask, key)
+        with _pattern_scope(pattern):
+            y, _ = self.apply_masked(params, x, mask, key)
         return y
 
     def output_shape(self, input_shape: Shape | Sequence[Shape]) -> Any:

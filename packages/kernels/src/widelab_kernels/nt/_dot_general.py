@@ -25,17 +25,20 @@ def DotGeneral(
     """``jax.lax.dot_general`` of the input with a constant ``lhs`` or ``rhs`` (NT's
     ``stax.DotGeneral``); see ``widelab_core.layers.DotGeneral``.
 
-    Supported: a constant whose every axis is contracted with spatial axes of the input
-    (a scalar with no contraction multiplies the input), without batch dimensions; both
-    ``None`` is the identity.
+    Supported: contracted and batch dimensions between spatial axes of the input and
+    axes of the constant, and free (uncontracted) axes of the constant, which become
+    spatial axes of the output where NT's kernel puts them: after the input's remaining
+    spatial axes for ``rhs``, before them for ``lhs``. The kernel is NT's; the finite
+    output keeps the batch axis first and the channel axis last (``dot_general`` itself,
+    as in NT's ``apply_fn``, would move them). A scalar with no contraction multiplies
+    the input; both ``None`` is the identity.
 
     Raises:
         ValueError: both ``lhs`` and ``rhs`` are given.
-        NotImplementedError: batch dimensions in ``dimension_numbers``, a constant with
-            axes that are not contracted (``dot_general`` would then move the input's
-            batch or channel axis).
+        NotImplementedError: ``batch_axis``/``channel_axis`` other than NT's defaults, or
+            the input's batch axis 0 among the batch dimensions (one constant per example).
         ShapeError: (when the network sees its input) a contraction of the batch or
-            channel axis.
+            channel axis, or sizes that differ.
     """
     if lhs is not None and rhs is not None:
         raise ValueError(
@@ -50,24 +53,29 @@ def DotGeneral(
     if lhs is None and rhs is None:
         return StaxLayer(L.Identity())
     (lhs_c, rhs_c), (lhs_b, rhs_b) = dimension_numbers
-    if tuple(lhs_b) or tuple(rhs_b):
-        raise NotImplementedError(
-            f"stax.DotGeneral: batch dimensions {dimension_numbers[1]!r} are not supported "
-            "(only ((), ()))"
-        )
     is_lhs = rhs is None
     other = np.asarray(lhs if is_lhs else rhs, dtype=np.float64)
-    other_axes, input_axes = (tuple(lhs_c), tuple(rhs_c)) if is_lhs else (rhs_c, lhs_c)
-    if len(set(a % max(other.ndim, 1) for a in other_axes)) != other.ndim:
+    if is_lhs:
+        other_axes, input_axes, other_b, input_b = lhs_c, rhs_c, lhs_b, rhs_b
+    else:
+        other_axes, input_axes, other_b, input_b = rhs_c, lhs_c, rhs_b, lhs_b
+    if 0 in tuple(input_b):
         raise NotImplementedError(
-            f"stax.DotGeneral: the constant of shape {other.shape} must have every axis "
-            f"contracted, got dimension_numbers={dimension_numbers!r}; free constant axes "
-            "would reorder the batch and channel axes of the output"
+            f"stax.DotGeneral: the batch axis 0 among the batch dimensions "
+            f"{dimension_numbers[1]!r} (one constant per example) is not supported"
         )
     if isinstance(precision, enum.Enum):
         precision = precision.name.lower()
     try:
-        layer = L.DotGeneral(other, tuple(input_axes), tuple(other_axes), precision)
+        layer = L.DotGeneral(
+            other,
+            tuple(input_axes),
+            tuple(other_axes),
+            precision,
+            batch_input_axes=tuple(input_b),
+            batch_other_axes=tuple(other_b),
+            free_first=is_lhs,
+        )
     except ValueError as e:
-        raise NotImplementedError(f"stax.DotGeneral: {e}") from None
+        raise ValueError(f"stax.DotGeneral: {e}") from None
     return StaxLayer(layer)

@@ -163,13 +163,14 @@ class NtKernelFn:
         diagonal_spatial: bool = False,
         batch_axis: int = 0,
         channel_axis: int = -1,
+        pattern=None,
         **kwargs,
     ):
         if kwargs:
             raise TypeError(
                 f"kernel_fn: unsupported keyword argument(s) {sorted(kwargs)}; widelab's "
                 "kernel_fn takes get, mask_constant, diagonal_batch, diagonal_spatial, "
-                "batch_axis and channel_axis"
+                "batch_axis, channel_axis and pattern"
             )
         names, shape = _nt_get(get)
         if names is not None:
@@ -192,6 +193,7 @@ class NtKernelFn:
             diagonal_spatial=layout,
             batch_axis=batch_axis,
             channel_axis=channel_axis,
+            pattern=pattern,
         )
         if names is None:
             return to_nt_layout(out, diagonal_batch)

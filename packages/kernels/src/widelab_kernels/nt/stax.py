@@ -26,6 +26,7 @@ from typing import Any
 
 from widelab_core import layers as L
 
+from ._aggregate import Aggregate
 from ._dot_general import DotGeneral
 from ._layer import StaxLayer, unwrap
 from .custom import Bool, Diagonal, layer, requires
@@ -543,7 +544,12 @@ def FanInSum() -> StaxLayer:
 
 
 def FanInProd() -> StaxLayer:
-    """Multiply the branches elementwise (NT's ``stax.FanInProd``)."""
+    """Multiply the branches elementwise (NT's ``stax.FanInProd``).
+
+    The kernel is the product of the branch kernels (NTK by the product rule), as in NT:
+    exact when the branches are independent, i.e. all but at most one have their own
+    random weights after the ``FanOut``; they may end in any nonlinearity.
+    """
     return StaxLayer(L.FanInProd())
 
 
@@ -566,6 +572,7 @@ __all__ = [
     "Slice",
     "Index",
     "DotGeneral",
+    "Aggregate",
     "ImageResize",
     "ConvTranspose",
     "ConvLocal",

@@ -3,8 +3,10 @@
 from . import (
     attention,
     combinators,
+    dot_general,
     elementwise,
     elementwise_closed,
+    graph,
     linear,
     norm,
     position_maps,
@@ -14,8 +16,10 @@ from . import (
 __all__ = [
     "attention",
     "combinators",
+    "dot_general",
     "elementwise",
     "elementwise_closed",
+    "graph",
     "linear",
     "norm",
     "position_maps",

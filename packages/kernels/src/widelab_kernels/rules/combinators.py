@@ -100,10 +100,21 @@ def _fan_in_sum(layer, ks, ctx):
 
 
 def _fan_in_prod(layer, ks, ctx):
+    """Elementwise product of branches: ``K = prod_i K_i`` and, by the product rule,
+    ``Theta = sum_i Theta_i prod_{j != i} K_j`` (Neural Tangents' ``FanInProd``).
+
+    Exact when the branches are independent given the common input, i.e. every branch
+    but at most one has its own random weights after the ``FanOut`` (for example each
+    branch starts with a ``Dense``/``Conv`` layer); they may end in any nonlinearity.
+    Then ``E[prod_i f_i(x) f_i(x')] = prod_i E[f_i(x) f_i(x')]``, and the cross-branch
+    NTK terms vanish because the own weights are zero-mean and independent. Branches
+    without own weights (``parallel(Relu(), Erf())`` right after a ``FanOut``) are
+    dependent, and the product is then not their kernel; as in Neural Tangents this is
+    not detected.
+    """
     ks, shapes = _branches(layer, ks, ctx)
     if any(s != shapes[0] for s in shapes):
         raise KernelError(layer, f"branches must have equal shapes, got {shapes}", ctx.where)
-    _require_gaussian(layer, ks, ctx)
 
     def prod(xs):
         if any(x is None for x in xs):

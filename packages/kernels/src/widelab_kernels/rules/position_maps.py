@@ -1,5 +1,6 @@
 """Kernel rules of layers that are fixed linear maps of positions followed (or not) by a
-random channel mixing: ConvTranspose, ConvLocal, ImageResize, Index, DotGeneral.
+random channel mixing: ConvTranspose, ConvLocal, ImageResize, Index (DotGeneral:
+``dot_general.py``).
 
 A transposed convolution, a resize and an index act on each spatial axis by a fixed
 matrix. For a resize, ``y = M x`` along the axis, so the covariance transforms
@@ -292,58 +293,3 @@ register_rule(L.ConvTranspose, _conv_transpose)
 register_rule(L.ConvLocal, _conv_local)
 register_rule(L.ImageResize, _image_resize, needs_full_spatial=_resizes_positions)
 register_rule(L.Index, _index)
-
-
-def _contract_positions(x, n_batch: int, d: int, axes, a, full: bool):
-    """Contract spatial ``axes`` (0-based) of ``x`` with ``a`` on each position axis."""
-    if x is None:
-        return None
-    a = jnp.asarray(a, x.dtype)
-    m = a.ndim
-    first = tuple(n_batch + i for i in axes)
-    x = jnp.tensordot(x, a, (first, tuple(range(m))), precision="highest")
-    if full:
-        # the second position axes now start at n_batch + d - m
-        second = tuple(n_batch + d - m + i for i in axes)
-        x = jnp.tensordot(x, a, (second, tuple(range(m))), precision="highest")
-    return x
-
-
-def _dot_general(layer: L.DotGeneral, k: Kernel, ctx: RuleContext) -> Kernel:
-    _single(layer, k, ctx)
-    rank = len(k.shape1)
-    try:
-        shape1 = layer.out_shape(k.shape1)
-        shape2 = layer.out_shape(k.shape2)
-    except L.ShapeError as e:
-        raise KernelError(layer, e.detail, ctx.where) from None
-    axes = tuple(a - 1 for a in layer.axes(rank))
-    a = layer.array
-    if not axes:
-        s = float(a) ** 2
-        scale = lambda x: None if x is None else x * s
-        return k.replace(
-            nngp=scale(k.nngp), ntk=scale(k.ntk), cov1=scale(k.cov1), cov2=scale(k.cov2)
-        )
-    if k.diagonal_spatial:
-        raise KernelError(
-            layer,
-            "contracting positions needs covariances between all pairs of positions; use "
-            "diagonal_spatial=False",
-            ctx.where,
-        )
-    d = k.n_spatial
-    go = lambda x, nb: _contract_positions(x, nb, d, axes, a, True)
-    return k.replace(
-        nngp=go(k.nngp, 2),
-        ntk=go(k.ntk, 2),
-        cov1=go(k.cov1, 1),
-        cov2=go(k.cov2, 1),
-        shape1=shape1,
-        shape2=shape2,
-        diagonal_spatial=len(shape1) == 2,
-        is_input=False,
-    )
-
-
-register_rule(L.DotGeneral, _dot_general, needs_full_spatial=lambda layer: bool(layer.input_axes))

@@ -1,0 +1,66 @@
+"""Kernels of FanInProd of independent branches that end in nonlinearities: Neural
+Tangents 0.6.5 float64 fixtures (``benchmarks/nt_reference_cases.py prod``) and Monte
+Carlo agreement of the finite network at large width."""
+
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from widelab_core import layers as L
+from widelab_kernels import kernel_fn
+
+HERE = pathlib.Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("nt_fixture_check", HERE / "nt_fixture_check.py")
+nt_fixture_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nt_fixture_check)
+NETS, REFERENCE = nt_fixture_check.load("prod")
+
+
+def test_prod_of_nonlinear_branches_matches_neural_tangents_float64():
+    nt_fixture_check.assert_matches_reference(NETS, REFERENCE, auto_cases=("relu_erf",))
+
+
+WIDTH, OUT, DRAWS = 256, 256, 32
+
+
+def test_wide_product_matches_kernel_monte_carlo():
+    """FanOut, two branches Dense-Relu and Dense-Erf with their own weights, product,
+    Dense: the branch pre-activations are exactly independent Gaussians at any width,
+    so per draw the channel mean of ``f f^T`` (NNGP) and ``J J^T`` of one output (NTK)
+    are unbiased; their mean over draws must agree with the analytic kernels within
+    4.5 standard errors."""
+    x = np.concatenate(NETS.inputs()["vec"])  # (5, 4)
+    net = L.serial(
+        L.FanOut(2),
+        L.parallel(
+            L.serial(L.Dense(WIDTH, W_std=1.5, b_std=0.1), L.Relu()),
+            L.serial(L.Dense(WIDTH, b_std=0.2), L.Erf()),
+        ),
+        L.FanInProd(),
+        L.Dense(OUT, W_std=1.2),
+    )
+    with jax.enable_x64(True):
+        k = kernel_fn(net)(x, None, ("nngp", "ntk"))
+
+        @jax.jit
+        def draws(keys):
+            def one(key):
+                _, params = net.init(key, x.shape)
+                y = net.apply(params, x)
+                jac = jax.jacrev(lambda p: net.apply(p, x)[:, 0])(params)
+                flat = jnp.concatenate(
+                    [jnp.reshape(j, (x.shape[0], -1)) for j in jax.tree.leaves(jac)], axis=1
+                )
+                return y @ y.T / OUT, flat @ flat.T
+
+            return jax.vmap(one)(keys)
+
+        nngp_s, ntk_s = draws(jax.random.split(jax.random.key(7), DRAWS))
+    for name, samples, want in (("nngp", nngp_s, k.nngp), ("ntk", ntk_s, k.ntk)):
+        samples, want = np.asarray(samples), np.asarray(want)
+        se = samples.std(0, ddof=1) / np.sqrt(DRAWS)
+        z = np.abs(samples.mean(0) - want) / se
+        assert z.max() < 4.5, (name, z.max())
+        assert np.all(se > 0) and se.max() < 0.05 * np.abs(want).max(), name
