@@ -184,6 +184,8 @@ def _ghmc_program(static, key, init_positions, data, settings):
     def warm(states, scale, log_eps0, n, k, collect):
         da0, update = _dual_averaging(log_eps0, target_accept)
         mom0 = _moments0(chains, dim, dtype)
+        if n == 0:  # nothing to trace (and compile)
+            return states, log_eps0, mom0
 
         def body(carry, inp):
             states, da, mom = carry
