@@ -27,6 +27,7 @@ from .rejection import (
     rejection_sample,
 )
 from .repriorise import Repriorised, spd_logdet_quad, tril_inverse
+from .runs import clear_program_cache, program_cache_info
 from .samplers import (
     GHMCInfo,
     GHMCState,
@@ -48,6 +49,7 @@ __all__ = [
     "Repriorised",
     "SampleResult",
     "__version__",
+    "clear_program_cache",
     "ess_bulk",
     "ess_tail",
     "flat_logdensity",
@@ -58,6 +60,7 @@ __all__ = [
     "likelihood_bound",
     "marginal_likelihood_bound",
     "marginalised_rejection_sample",
+    "program_cache_info",
     "median_heuristic",
     "mmd2_gaussians",
     "mmd2_to_gp",

@@ -33,6 +33,7 @@ from .runs import (
     LogDensity,
     Projection,
     SampleResult,
+    _bind,
     _check_init,
     _draws,
     _projection,
@@ -164,71 +165,25 @@ def elliptical_slice_step(
     return new, info
 
 
-def _run(key, logdensity_fn, init_positions, step, cfg) -> SampleResult:
-    """The shared driver: warm-up (tuning pCN's ``beta`` by dual averaging), then
-    ``num_samples`` stored draws of ``thin`` transitions each."""
+def _run(key, logdensity_fn, init_positions, data, cfg) -> SampleResult:
+    """Compile (or reuse) and run :func:`_reference_program`; summarise its output."""
     chains = init_positions.shape[0]
     dtype = init_positions.dtype
-    num_warmup, thin, adapt = cfg["num_warmup"], cfg["thin"], cfg["adapt"]
-
-    def run(key, init_positions):
-        k_warm, k_samp = jax.random.split(key)
-        states = jax.vmap(reference_init, (0, None))(init_positions, logdensity_fn)
-
-        def vstep(k, states, log_beta):
-            beta = jnp.minimum(jnp.exp(log_beta), 1.0)
-            return jax.vmap(step, (0, 0, None, None))(
-                jax.random.split(k, chains), states, logdensity_fn, beta
-            )
-
-        da0, update = _dual_averaging(jnp.log(jnp.asarray(cfg["beta"], dtype)), cfg["target"])
-
-        def warm(carry, inp):
-            states, da, evals = carry
-            t, k = inp
-            states, info = vstep(k, states, da[0])
-            if adapt:
-                da = update(da, t, jnp.mean(info.acceptance_prob))
-            return (states, da, evals + info.evaluations), None
-
-        ts = jnp.arange(1, num_warmup + 1, dtype=dtype)
-        izero = jnp.zeros((chains,), jnp.int32)
-        (states, da, warm_evals), _ = jax.lax.scan(
-            warm, (states, da0, izero), (ts, jax.random.split(k_warm, num_warmup))
-        )
-        log_beta = jnp.minimum(da[1] if (adapt and num_warmup > 0) else da0[0], 0.0)
-
-        def one(carry, k):
-            states, acc, exhausted, nonfinite, evals = carry
-            states, info = vstep(k, states, log_beta)
-            carry = (
-                states,
-                acc + info.acceptance_prob,
-                exhausted + info.exhausted,
-                nonfinite + info.nonfinite,
-                evals + info.evaluations,
-            )
-            return carry, None
-
-        def advance(states, k):
-            zero = jnp.zeros((chains,), dtype)
-            (states, acc, exhausted, nonfinite, evals), _ = jax.lax.scan(
-                one, (states, zero, izero, izero, izero), jax.random.split(k, thin)
-            )
-            return states, (acc / thin, exhausted, nonfinite, evals)
-
-        proj, mom, stats = _draws(
-            advance,
-            states,
-            init_positions,
-            k_samp,
-            cfg["num_samples"],
-            cfg["project"],
-            cfg["project_key"],
-        )
-        return proj, mom, stats, jnp.exp(log_beta), jnp.mean(warm_evals)
-
-    (proj, mom, stats, beta, warm_evals), seconds, compile_s = _timed(run, key, init_positions)
+    static = (
+        logdensity_fn,
+        cfg["project"],
+        bool(cfg["project_key"]),
+        data is not None,
+        cfg["step"],
+        int(cfg["num_warmup"]),
+        int(cfg["num_samples"]),
+        int(cfg["thin"]),
+        bool(cfg["adapt"]),
+    )
+    settings = (jnp.asarray(cfg["beta"], dtype), jnp.asarray(cfg["target"], dtype))
+    (proj, mom, stats, beta, warm_evals), seconds, compile_s = _timed(
+        _reference_program, static, key, init_positions, data, settings
+    )
     evals = float(np.sum(np.asarray(stats[3]))) / chains
     return _result(
         proj,
@@ -242,6 +197,77 @@ def _run(key, logdensity_fn, init_positions, step, cfg) -> SampleResult:
         warmup_gradients_per_chain=0.0,
         density_evaluations_per_chain=evals,
     )
+
+
+def _pcn(key, state, logdensity_fn, beta, max_shrinks):
+    return pcn_step(key, state, logdensity_fn, beta)
+
+
+def _elliptical(key, state, logdensity_fn, beta, max_shrinks):
+    return elliptical_slice_step(key, state, logdensity_fn, max_shrinks)
+
+
+def _reference_program(static, key, init_positions, data, settings):
+    """The shared driver: warm-up (tuning pCN's ``beta`` by dual averaging), then
+    ``num_samples`` stored draws of ``thin`` transitions each."""
+    logdensity_fn, project, project_key, has_data, (kind, max_shrinks) = static[:5]
+    num_warmup, num_samples, thin, adapt = static[5:]
+    beta0, target = settings
+    logdensity_fn = _bind(logdensity_fn, data, has_data)
+    project = _bind(project, data, has_data)
+    step = _pcn if kind == "pcn" else _elliptical
+    chains = init_positions.shape[0]
+    dtype = init_positions.dtype
+
+    k_warm, k_samp = jax.random.split(key)
+    states = jax.vmap(reference_init, (0, None))(init_positions, logdensity_fn)
+
+    def vstep(k, states, log_beta):
+        beta = jnp.minimum(jnp.exp(log_beta), 1.0)
+        return jax.vmap(step, (0, 0, None, None, None))(
+            jax.random.split(k, chains), states, logdensity_fn, beta, max_shrinks
+        )
+
+    da0, update = _dual_averaging(jnp.log(beta0), target)
+
+    def warm(carry, inp):
+        states, da, evals = carry
+        t, k = inp
+        states, info = vstep(k, states, da[0])
+        if adapt:
+            da = update(da, t, jnp.mean(info.acceptance_prob))
+        return (states, da, evals + info.evaluations), None
+
+    ts = jnp.arange(1, num_warmup + 1, dtype=dtype)
+    izero = jnp.zeros((chains,), jnp.int32)
+    (states, da, warm_evals), _ = jax.lax.scan(
+        warm, (states, da0, izero), (ts, jax.random.split(k_warm, num_warmup))
+    )
+    log_beta = jnp.minimum(da[1] if (adapt and num_warmup > 0) else da0[0], 0.0)
+
+    def one(carry, k):
+        states, acc, exhausted, nonfinite, evals = carry
+        states, info = vstep(k, states, log_beta)
+        carry = (
+            states,
+            acc + info.acceptance_prob,
+            exhausted + info.exhausted,
+            nonfinite + info.nonfinite,
+            evals + info.evaluations,
+        )
+        return carry, None
+
+    def advance(states, k):
+        zero = jnp.zeros((chains,), dtype)
+        (states, acc, exhausted, nonfinite, evals), _ = jax.lax.scan(
+            one, (states, zero, izero, izero, izero), jax.random.split(k, thin)
+        )
+        return states, (acc / thin, exhausted, nonfinite, evals)
+
+    proj, mom, stats = _draws(
+        advance, states, init_positions, k_samp, num_samples, project, project_key
+    )
+    return proj, mom, stats, jnp.exp(log_beta), jnp.mean(warm_evals)
 
 
 def _check_common(init_positions, num_warmup, num_samples, thin, project, project_key):
@@ -264,6 +290,7 @@ def sample_pcn(
     adapt: bool = True,
     thin: int = 1,
     project_key: bool = False,
+    data=None,
 ) -> SampleResult:
     """Preconditioned Crank-Nicolson on many chains at once (Cotter et al. 2013, eq. 4.1).
 
@@ -284,6 +311,8 @@ def sample_pcn(
         adapt: tune ``beta`` during warm-up.
         thin: transitions per stored draw.
         project_key: as in :func:`~widelab_bayes.sample_ghmc`.
+        data: as in :func:`~widelab_bayes.sample_ghmc` (arrays passed to
+            ``logdensity_fn`` and ``project``; the compiled run is reused across calls).
 
     Returns:
         A :class:`~widelab_bayes.SampleResult` with ``step_size`` the final ``beta``,
@@ -316,8 +345,9 @@ def sample_pcn(
         target=target_accept,
         project=project,
         project_key=project_key,
+        step=("pcn", 0),
     )
-    return _run(key, logdensity_fn, init_positions, pcn_step, cfg)
+    return _run(key, logdensity_fn, init_positions, data, cfg)
 
 
 def sample_elliptical_slice(
@@ -331,6 +361,7 @@ def sample_elliptical_slice(
     max_shrinks: int = 100,
     thin: int = 1,
     project_key: bool = False,
+    data=None,
 ) -> SampleResult:
     """Elliptical slice sampling on many chains at once (Murray, Adams, MacKay 2010).
 
@@ -346,6 +377,8 @@ def sample_elliptical_slice(
         max_shrinks: bound on proposals per transition (see :func:`elliptical_slice_step`).
         thin: transitions per stored draw.
         project_key: as in :func:`~widelab_bayes.sample_ghmc`.
+        data: as in :func:`~widelab_bayes.sample_ghmc` (arrays passed to
+            ``logdensity_fn`` and ``project``; the compiled run is reused across calls).
 
     Returns:
         A :class:`~widelab_bayes.SampleResult`: ``acceptance_rate`` is the fraction of
@@ -369,9 +402,6 @@ def sample_elliptical_slice(
     if isinstance(max_shrinks, bool) or int(max_shrinks) < 1:
         raise ValueError(f"max_shrinks must be an integer >= 1, got {max_shrinks!r}")
 
-    def step(key, state, logdensity_fn, beta):
-        return elliptical_slice_step(key, state, logdensity_fn, int(max_shrinks))
-
     cfg = dict(
         num_warmup=int(num_warmup),
         num_samples=int(num_samples),
@@ -381,5 +411,6 @@ def sample_elliptical_slice(
         target=0.5,
         project=project,
         project_key=project_key,
+        step=("elliptical", int(max_shrinks)),
     )
-    return _run(key, logdensity_fn, init_positions, step, cfg)
+    return _run(key, logdensity_fn, init_positions, data, cfg)

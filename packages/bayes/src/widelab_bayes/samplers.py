@@ -26,6 +26,7 @@ from .runs import (
     LogDensity,
     Projection,
     SampleResult,
+    _bind,
     _check_init,
     _draws,
     _moments0,
@@ -33,7 +34,9 @@ from .runs import (
     _result,
     _timed,
     _welford,
+    clear_program_cache,
     flat_logdensity,
+    program_cache_info,
 )
 
 
@@ -53,6 +56,7 @@ def sample_ghmc(
     u_drift: float | None = None,
     thin: int = 1,
     project_key: bool = False,
+    data=None,
 ) -> SampleResult:
     """Run generalised HMC on many chains at once (vmap), storing only projections.
 
@@ -88,6 +92,12 @@ def sample_ghmc(
             stores draws of variables the chain integrates out, e.g. the readout of
             :class:`~widelab_bayes.repriorise.Repriorised` drawn exactly given the
             hidden weights.
+        data: optional pytree of arrays passed as the last argument of
+            ``logdensity_fn`` and ``project`` (``logdensity_fn(position, data)``,
+            ``project(position, data)`` or ``project(position, key, data)``). The run is
+            compiled once per function, integer setting and shape and reused by later
+            calls (:func:`~widelab_bayes.program_cache_info`), so data passed here, rather
+            than closed over by a fresh function, costs no new compilation.
 
     Returns:
         A :class:`SampleResult`; one gradient evaluation per transition, so
@@ -110,81 +120,24 @@ def sample_ghmc(
     if adapt_scale and num_warmup < 20:
         raise ValueError(f"adapt_scale needs num_warmup >= 20, got {num_warmup}")
     project = _projection(project, project_key)
-    chains, dim = init_positions.shape
     dtype = init_positions.dtype
-    stages = _warmup_stages(num_warmup, adapt_scale)
-
-    def run(key, init_positions):
-        k_init, k_warm, k_samp = jax.random.split(key, 3)
-        states = jax.vmap(ghmc_init, (0, 0, None))(
-            jax.random.split(k_init, chains), init_positions, logdensity_fn
-        )
-
-        def step(k, states, eps, scale):
-            return jax.vmap(ghmc_step, (0, 0, None, None, None, None, 0, None))(
-                jax.random.split(k, chains),
-                states,
-                logdensity_fn,
-                eps,
-                persistence,
-                1000.0,
-                scale,
-                u_drift,
-            )
-
-        def warm(states, scale, log_eps0, n, k, collect):
-            da0, update = _dual_averaging(log_eps0, target_accept)
-            mom0 = _moments0(chains, dim, dtype)
-
-            def body(carry, inp):
-                states, da, mom = carry
-                t, k = inp
-                states, info = step(k, states, jnp.exp(da[0]), scale)
-                if adapt_step_size:
-                    da = update(da, t, jnp.mean(info.acceptance_prob))
-                if collect:
-                    mom = jax.vmap(_welford)(mom, states.position)
-                return (states, da, mom), None
-
-            ts = jnp.arange(1, n + 1, dtype=dtype)
-            (states, da, mom), _ = jax.lax.scan(
-                body, (states, da0, mom0), (ts, jax.random.split(k, n))
-            )
-            log_eps = da[1] if (adapt_step_size and n > 0) else log_eps0
-            return states, log_eps, mom
-
-        log_eps = jnp.log(jnp.asarray(step_size, dtype))
-        scale = jnp.ones((chains, dim), dtype)
-        keys = jax.random.split(k_warm, len(stages))
-        for (n, collect), k in zip(stages, keys):
-            states, log_eps, mom = warm(states, scale, log_eps, n, k, collect)
-            if collect:
-                cnt, _, m2 = mom
-                var = m2 / cnt[:, None]
-                w = cnt[:, None] / (cnt[:, None] + 5.0)
-                scale = jnp.sqrt(w * var + 1e-3 * (1.0 - w))
-        eps = jnp.exp(log_eps)
-
-        def one(carry, k):
-            states, acc, div, nonfinite = carry
-            states, info = step(k, states, eps, scale)
-            acc = acc + info.acceptance_prob
-            return (states, acc, div + info.divergent, nonfinite + info.nonfinite), None
-
-        def advance(states, k):
-            zero = jnp.zeros((chains,), dtype)
-            izero = jnp.zeros((chains,), jnp.int32)
-            (states, acc, div, nonfinite), _ = jax.lax.scan(
-                one, (states, zero, izero, izero), jax.random.split(k, thin)
-            )
-            return states, (acc / thin, div, nonfinite)
-
-        proj, mom, stats = _draws(
-            advance, states, init_positions, k_samp, num_samples, project, project_key
-        )
-        return proj, mom, stats, eps, scale
-
-    (proj, mom, stats, eps, scale), seconds, compile_s = _timed(run, key, init_positions)
+    static = (
+        logdensity_fn,
+        project,
+        bool(project_key),
+        data is not None,
+        tuple(_warmup_stages(int(num_warmup), adapt_scale)),
+        bool(adapt_step_size),
+        u_drift is not None,
+        int(thin),
+        int(num_samples),
+    )
+    settings = tuple(
+        jnp.asarray(v, dtype) for v in (step_size, persistence, target_accept, u_drift or 0.0)
+    )
+    (proj, mom, stats, eps, scale), seconds, compile_s = _timed(
+        _ghmc_program, static, key, init_positions, data, settings
+    )
     return _result(
         proj,
         mom,
@@ -199,13 +152,97 @@ def sample_ghmc(
     )
 
 
+def _ghmc_program(static, key, init_positions, data, settings):
+    """The whole GHMC run (warm-up and stored draws) as one traced program; ``static``
+    and ``settings`` as built by :func:`sample_ghmc`."""
+    logdensity_fn, project, project_key, has_data, stages, adapt_step_size = static[:6]
+    use_drift, thin, num_samples = static[6:]
+    step_size, persistence, target_accept, u_drift = settings
+    logdensity_fn = _bind(logdensity_fn, data, has_data)
+    project = _bind(project, data, has_data)
+    u_drift = u_drift if use_drift else None
+    chains, dim = init_positions.shape
+    dtype = init_positions.dtype
+
+    k_init, k_warm, k_samp = jax.random.split(key, 3)
+    states = jax.vmap(ghmc_init, (0, 0, None))(
+        jax.random.split(k_init, chains), init_positions, logdensity_fn
+    )
+
+    def step(k, states, eps, scale):
+        return jax.vmap(ghmc_step, (0, 0, None, None, None, None, 0, None))(
+            jax.random.split(k, chains),
+            states,
+            logdensity_fn,
+            eps,
+            persistence,
+            1000.0,
+            scale,
+            u_drift,
+        )
+
+    def warm(states, scale, log_eps0, n, k, collect):
+        da0, update = _dual_averaging(log_eps0, target_accept)
+        mom0 = _moments0(chains, dim, dtype)
+        if n == 0:  # nothing to trace (and compile)
+            return states, log_eps0, mom0
+
+        def body(carry, inp):
+            states, da, mom = carry
+            t, k = inp
+            states, info = step(k, states, jnp.exp(da[0]), scale)
+            if adapt_step_size:
+                da = update(da, t, jnp.mean(info.acceptance_prob))
+            if collect:
+                mom = jax.vmap(_welford)(mom, states.position)
+            return (states, da, mom), None
+
+        ts = jnp.arange(1, n + 1, dtype=dtype)
+        (states, da, mom), _ = jax.lax.scan(body, (states, da0, mom0), (ts, jax.random.split(k, n)))
+        log_eps = da[1] if (adapt_step_size and n > 0) else log_eps0
+        return states, log_eps, mom
+
+    log_eps = jnp.log(step_size)
+    scale = jnp.ones((chains, dim), dtype)
+    keys = jax.random.split(k_warm, len(stages))
+    for (n, collect), k in zip(stages, keys):
+        states, log_eps, mom = warm(states, scale, log_eps, n, k, collect)
+        if collect:
+            cnt, _, m2 = mom
+            var = m2 / cnt[:, None]
+            w = cnt[:, None] / (cnt[:, None] + 5.0)
+            scale = jnp.sqrt(w * var + 1e-3 * (1.0 - w))
+    eps = jnp.exp(log_eps)
+
+    def one(carry, k):
+        states, acc, div, nonfinite = carry
+        states, info = step(k, states, eps, scale)
+        acc = acc + info.acceptance_prob
+        return (states, acc, div + info.divergent, nonfinite + info.nonfinite), None
+
+    def advance(states, k):
+        zero = jnp.zeros((chains,), dtype)
+        izero = jnp.zeros((chains,), jnp.int32)
+        (states, acc, div, nonfinite), _ = jax.lax.scan(
+            one, (states, zero, izero, izero), jax.random.split(k, thin)
+        )
+        return states, (acc / thin, div, nonfinite)
+
+    proj, mom, stats = _draws(
+        advance, states, init_positions, k_samp, num_samples, project, project_key
+    )
+    return proj, mom, stats, eps, scale
+
+
 __all__ = [
     "GHMCInfo",
     "GHMCState",
     "SampleResult",
+    "clear_program_cache",
     "flat_logdensity",
     "ghmc_init",
     "ghmc_step",
+    "program_cache_info",
     "sample_blackjax",
     "sample_ghmc",
 ]

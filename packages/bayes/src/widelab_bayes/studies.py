@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 from widelab_core import layers as L
 from widelab_core.validate import require_float, require_int
 
@@ -26,7 +29,7 @@ from .mmd import gp_samples, mmd2_jackknife_se, mmd2_to_gp, network_prior_sample
 from .model import BNN
 from .networks import NETWORKS, fcn
 from .repriorise import Repriorised
-from .samplers import SampleResult, flat_logdensity, sample_blackjax, sample_ghmc
+from .samplers import SampleResult, sample_blackjax, sample_ghmc
 
 W_STD, B_STD = 1.5, 0.1
 METHODS = (
@@ -147,6 +150,42 @@ def sampling_coordinates(method: str, model: BNN) -> tuple[Callable, Callable, C
     return rep.log_hidden_density, lambda key: rep.init(key)["hidden"], predict
 
 
+@dataclasses.dataclass(frozen=True)
+class _Coordinates:
+    """A method's flat log density and function-space projection with the data as an
+    argument (``{"x", "y", "x_test", "P"}``). Equal methods, networks and likelihoods give
+    equal (and equally hashing) functions, so the samplers reuse one compiled run for
+    every call with the same shapes, whatever the data values."""
+
+    method: str
+    net: L.Layer
+    likelihood: Any
+    model: BNN = dataclasses.field(compare=False, repr=False)
+    unravel: Callable = dataclasses.field(compare=False, repr=False)
+
+    def _coordinates(self, data):
+        model = copy.copy(self.model)
+        model.x, model.y = data["x"], data["y"]
+        return sampling_coordinates(self.method, model)
+
+    def __call__(self, v, data):
+        """The log density of the flat position ``v``."""
+        return self._coordinates(data)[0](self.unravel(v))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Projection:
+    """``data["P"]``-projections of the test outputs of a :class:`_Coordinates` position
+    (a value, unlike a bound method, which compares by the identity of its object)."""
+
+    coordinates: _Coordinates
+
+    def __call__(self, v, key, data):
+        c = self.coordinates
+        predict = c._coordinates(data)[2]
+        return jnp.reshape(predict(c.unravel(v), data["x_test"], key), (-1,)) @ data["P"]
+
+
 def sample_bnn(
     key: jax.Array,
     width: int,
@@ -258,14 +297,18 @@ def sample_bnn(
     xt = jnp.asarray(x_test, dtype)
     k_init, k_run = jax.random.split(key)
     init_keys = jax.random.split(k_init, chains)
-    density, init_fn, predict = sampling_coordinates(method, model)
-    ld, ravel, unravel = flat_logdensity(density, init_fn(init_keys[0]))
-    init = jnp.stack([ravel(init_fn(k)) for k in init_keys])
-
-    def project(v, k):
-        return jnp.reshape(predict(unravel(v), xt, k), (-1,)) @ P
-
-    run = dict(num_warmup=num_warmup, num_samples=num_samples, project=project, project_key=True)
+    _, init_fn, _ = sampling_coordinates(method, model)
+    _, unravel = ravel_pytree(init_fn(init_keys[0]))
+    init = jnp.stack([ravel_pytree(init_fn(k))[0] for k in init_keys])
+    target = _Coordinates(method, net, model.likelihood, model, unravel)
+    run = dict(
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        project=_Projection(target),
+        project_key=True,
+        data={"x": model.x, "y": model.y, "x_test": xt, "P": P},
+    )
+    ld = target
     if method.endswith("nuts"):
         res = sample_blackjax(k_run, ld, init, **run)
     elif method.endswith("pcn"):
