@@ -100,28 +100,9 @@ def test_wide_network_matches_kernel_monte_carlo():
     with jax.enable_x64(True):
         k = kernel_fn(net)(x, None, ("nngp", "ntk"), pattern=(a, None))
 
-        @jax.jit
-        def draws(keys):
-            def one(key):
-                _, params = net.init(key, x.shape)
-                f = lambda p: net.apply(p, x, pattern=a)
-                y = f(params)
-                jac = jax.jacrev(lambda p: f(p)[:, 0])(params)
-                flat = jnp.concatenate(
-                    [jnp.reshape(j, (x.shape[0], -1)) for j in jax.tree.leaves(jac)], axis=1
-                )
-                return y @ y.T / OUT, flat @ flat.T
-
-            return jax.vmap(one)(keys)
-
-        nngp_s, ntk_s = draws(jax.random.split(jax.random.key(5), DRAWS))
-    for name, samples, want in (("nngp", nngp_s, k.nngp), ("ntk", ntk_s, k.ntk)):
-        samples, want = np.asarray(samples), np.asarray(want)
-        mean = samples.mean(0)
-        se = samples.std(0, ddof=1) / np.sqrt(DRAWS)
-        z = np.abs(mean - want) / se
-        assert z.max() < 4.5, (name, z.max())
-        assert np.all(se > 0) and se.max() < 0.05 * np.abs(want).max(), name
+        nt_fixture_check.assert_wide_draws_match(
+            net, x, k, key=5, draws=DRAWS, out=OUT, apply_kwargs={"pattern": a}
+        )
 
 
 def test_float32_jit_and_grad():

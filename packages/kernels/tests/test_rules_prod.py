@@ -6,7 +6,6 @@ import importlib.util
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from widelab_core import layers as L
 from widelab_kernels import kernel_fn
@@ -44,23 +43,4 @@ def test_wide_product_matches_kernel_monte_carlo():
     with jax.enable_x64(True):
         k = kernel_fn(net)(x, None, ("nngp", "ntk"))
 
-        @jax.jit
-        def draws(keys):
-            def one(key):
-                _, params = net.init(key, x.shape)
-                y = net.apply(params, x)
-                jac = jax.jacrev(lambda p: net.apply(p, x)[:, 0])(params)
-                flat = jnp.concatenate(
-                    [jnp.reshape(j, (x.shape[0], -1)) for j in jax.tree.leaves(jac)], axis=1
-                )
-                return y @ y.T / OUT, flat @ flat.T
-
-            return jax.vmap(one)(keys)
-
-        nngp_s, ntk_s = draws(jax.random.split(jax.random.key(7), DRAWS))
-    for name, samples, want in (("nngp", nngp_s, k.nngp), ("ntk", ntk_s, k.ntk)):
-        samples, want = np.asarray(samples), np.asarray(want)
-        se = samples.std(0, ddof=1) / np.sqrt(DRAWS)
-        z = np.abs(samples.mean(0) - want) / se
-        assert z.max() < 4.5, (name, z.max())
-        assert np.all(se > 0) and se.max() < 0.05 * np.abs(want).max(), name
+        nt_fixture_check.assert_wide_draws_match(net, x, k, key=7, draws=DRAWS, out=OUT)
