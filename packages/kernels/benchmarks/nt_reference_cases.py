@@ -1,11 +1,13 @@
 """Write Neural Tangents 0.6.5 reference kernels of the networks in
 ``tests/nt_nets_NAME.py`` to ``tests/data/nt_reference_NAME.npz``, for NAME in
 ``layers`` (transposed/local convolution, resize, index), ``concat`` (concatenation
-along spatial axes) and ``dot_general`` (DotGeneral with a constant).
+along spatial axes), ``dot_general`` (DotGeneral with a constant) and ``masking``
+(``mask_constant`` through transposed/local convolution and resize). A networks module may
+set ``KERNEL_KWARGS``, passed to every ``kernel_fn`` call.
 
 Run with the Neural Tangents venv (outside the repository), as ``nt_reference.py``::
 
-    /tmp/nt-venv/bin/python packages/kernels/benchmarks/nt_reference_cases.py layers concat dot_general
+    /tmp/nt-venv/bin/python packages/kernels/benchmarks/nt_reference_cases.py layers concat dot_general masking
 """
 
 import importlib.util
@@ -24,7 +26,7 @@ warnings.filterwarnings("ignore")
 from neural_tangents import stax  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
-NAMES = ("layers", "concat", "dot_general")
+NAMES = ("layers", "concat", "dot_general", "masking")
 
 
 def write(name: str) -> None:
@@ -34,8 +36,9 @@ def write(name: str) -> None:
     nets = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(nets)
     out = {}
+    kwargs = getattr(nets, "KERNEL_KWARGS", {})
     for case, net, x1, x2 in nets.cases(stax):
-        k = net[2](x1, x2, ("nngp", "ntk"))
+        k = net[2](x1, x2, ("nngp", "ntk"), **kwargs)
         out[case] = np.stack([np.asarray(k.nngp), np.asarray(k.ntk)])
         print(case, out[case].shape)
     path = HERE.parent / "tests" / "data" / f"nt_reference_{name}.npz"

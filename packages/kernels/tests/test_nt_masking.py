@@ -1,0 +1,75 @@
+"""Padding masks (``mask_constant``) through ConvTranspose, ConvLocal and ImageResize:
+Neural Tangents 0.6.5 float64 fixtures (``benchmarks/nt_reference_cases.py masking``), the
+kernel against the finite network's ``apply`` by Monte Carlo, and NT's masking API
+(``MaskedArray``, ``unmask_fn``, ``supports_masking``)."""
+
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from widelab_core import layers as L
+from widelab_kernels import kernel_fn
+
+HERE = pathlib.Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("nt_fixture_check", HERE / "nt_fixture_check.py")
+nt_fixture_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nt_fixture_check)
+NETS, REFERENCE = nt_fixture_check.load("masking")
+
+
+def test_masks_through_position_maps_match_neural_tangents_float64():
+    nt_fixture_check.assert_matches_reference(NETS, REFERENCE, auto_cases=("local_gap",))
+
+
+def test_masked_kernels_match_finite_networks_monte_carlo():
+    """One wide draw per network: the channel-mean covariance of the pooled outputs of
+    ``apply(..., mask_constant=c)`` estimates the NNGP with standard error
+    ``sqrt((K_ij^2 + K_ii K_jj) / C)``. A CIRCULAR transposed convolution whose reads wrap
+    around checks that the kernel's output mask is the one ``apply`` uses."""
+    c, width = -3.0, 4096
+    x = np.random.default_rng(5).normal(size=(3, 5, 2))
+    x[0, 3:] = c
+    x[2, 0] = c
+    nets = {
+        "transpose_circular": L.serial(
+            L.ConvTranspose(width, (3,), (2,), "CIRCULAR", b_std=0.5), L.GlobalAvgPool()
+        ),
+        "local_same": L.serial(
+            L.ConvLocal(width, (3,), None, "SAME", W_std=1.3, b_std=0.2), L.GlobalAvgPool()
+        ),
+        "resize_linear": L.serial(
+            L.Dense(width, b_std=0.7), L.ImageResize((-1, 9, -1), "linear"), L.GlobalAvgPool()
+        ),
+    }
+    for i, (name, net) in enumerate(nets.items()):
+        _, params = net.init(jax.random.key(i), x.shape)
+        y = np.asarray(net.apply(params, jnp.asarray(x), mask_constant=c), np.float64)
+        emp = y @ y.T / width
+        k = np.asarray(kernel_fn(net)(x, None, "nngp", mask_constant=c), np.float64)
+        se = np.sqrt((k**2 + np.outer(np.diag(k), np.diag(k))) / width)
+        z = np.abs(emp - k) / se
+        assert z.max() < 5.0, (name, z.max())
+
+
+def test_kernel_output_masks_are_those_of_apply():
+    c = -3.0
+    rng = np.random.default_rng(8)
+    x1, x2 = rng.normal(size=(2, 5, 4, 2)), rng.normal(size=(2, 5, 4, 2))
+    x1[0, 2:] = c
+    x1[1, :, 0] = c
+    x2[1, 0, 1] = c
+    layers = [
+        L.ConvTranspose(2, (3, 2), (2, 1), "CIRCULAR"),  # reads wrap around
+        L.ConvLocal(2, (2, 2), (2, 1), "SAME"),
+        L.ImageResize((-1, 3, 7, -1), "linear"),
+        L.ImageResize((-1, 9, 2, -1), "nearest"),
+    ]
+    for layer in layers:
+        _, params = layer.init(jax.random.key(0), x1.shape)
+        k = kernel_fn(layer, jit=False)(x1, x2, None, mask_constant=c)
+        for x, got in ((x1, k.mask1), (x2, k.mask2)):
+            _, want = layer.apply_masked(params, jnp.asarray(x), L.input_mask(x, c), None)
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want)[..., 0])
+        assert 0 < np.sum(k.mask1) < k.mask1.size, layer
