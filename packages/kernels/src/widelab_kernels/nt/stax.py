@@ -29,6 +29,7 @@ from widelab_core import layers as L
 from ._dot_general import DotGeneral
 from ._layer import StaxLayer, unwrap
 from .custom import Bool, Diagonal, layer, requires
+from .masking import MaskedArray, supports_masking, unmask_fn
 
 
 class Padding(enum.Enum):
@@ -563,6 +564,9 @@ __all__ = [
     "Diagonal",
     "layer",
     "requires",
+    "MaskedArray",
+    "supports_masking",
+    "unmask_fn",
     "Slice",
     "Index",
     "DotGeneral",
