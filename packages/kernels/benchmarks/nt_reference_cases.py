@@ -3,12 +3,14 @@
 ``layers`` (transposed/local convolution, resize, index), ``concat`` (concatenation
 along spatial axes), ``dot_general`` (DotGeneral with a constant), ``aggregate``
 (graph networks; a case may carry a fifth item, the kernel function's keyword
-arguments such as ``pattern``) and ``prod`` (FanInProd of nonlinear branches).
+arguments such as ``pattern``), ``prod`` (FanInProd of nonlinear branches) and
+``masking`` (``mask_constant`` through transposed/local convolution and resize). A
+networks module may set ``KERNEL_KWARGS``, passed to every ``kernel_fn`` call.
 
 Run with the Neural Tangents venv (outside the repository), as ``nt_reference.py``::
 
     /tmp/nt-venv/bin/python packages/kernels/benchmarks/nt_reference_cases.py \
-        layers concat dot_general aggregate prod
+        layers concat dot_general aggregate prod masking
 """
 
 import importlib.util
@@ -27,7 +29,7 @@ warnings.filterwarnings("ignore")
 from neural_tangents import stax  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
-NAMES = ("layers", "concat", "dot_general", "aggregate", "prod")
+NAMES = ("layers", "concat", "dot_general", "aggregate", "prod", "masking")
 
 
 def write(name: str) -> None:
@@ -37,8 +39,9 @@ def write(name: str) -> None:
     nets = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(nets)
     out = {}
+    module_kwargs = getattr(nets, "KERNEL_KWARGS", {})
     for case, net, x1, x2, *kwargs in nets.cases(stax):
-        k = net[2](x1, x2, ("nngp", "ntk"), **(kwargs[0] if kwargs else {}))
+        k = net[2](x1, x2, ("nngp", "ntk"), **module_kwargs, **(kwargs[0] if kwargs else {}))
         out[case] = np.stack([np.asarray(k.nngp), np.asarray(k.ntk)])
         print(case, out[case].shape)
     path = HERE.parent / "tests" / "data" / f"nt_reference_{name}.npz"

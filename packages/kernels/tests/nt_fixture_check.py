@@ -26,18 +26,19 @@ def assert_matches_reference(nets, reference, auto_cases=()) -> None:
     """Every case of ``nets`` through ``nt.stax`` (one jit compilation) equals NT's kernels;
     the cases in ``auto_cases`` also through widelab's own layout choice (same-position
     covariances where enough). A case may carry a fifth item, keyword arguments of the
-    kernel function (``pattern``)."""
+    kernel function (``pattern``); ``nets.KERNEL_KWARGS`` (if set) go to every kernel call."""
     cases = list(nets.cases(stax))
+    kwargs = getattr(nets, "KERNEL_KWARGS", {})
     with jax.enable_x64(True):
 
         @jax.jit
         def all_kernels(inputs):
             out = {}
             for (case, net, *_), (x1, x2, kw) in zip(cases, inputs):
-                k = net[2](x1, x2, ("nngp", "ntk"), **kw)
+                k = net[2](x1, x2, ("nngp", "ntk"), **kwargs, **kw)
                 out[case] = jnp.stack([k.nngp, k.ntk])
                 if case in auto_cases:
-                    auto = kernel_fn(net, jit=False)(x1, x2, ("nngp", "ntk"), **kw)
+                    auto = kernel_fn(net, jit=False)(x1, x2, ("nngp", "ntk"), **kwargs, **kw)
                     out[case + "|auto"] = jnp.stack([auto.nngp, auto.ntk])
             return out
 

@@ -133,7 +133,6 @@ def test_errors_name_the_layer_and_the_fix():
         (L.ImageResize((-1, 5, -1, -1), "cubic"), {"diagonal_spatial": True}, "all pairs"),
         (L.Index((0, slice(None))), {}, "batch axis"),
         (L.Index((Ellipsis, slice(0, 1))), {}, "channel axis"),
-        (L.serial(L.Dense(4), L.ConvLocal(4, (2, 2))), {"mask_constant": 0.0}, "mask"),
         (L.ConvTranspose(4, (2,)), {}, "spatial axes"),
     ]
     for net, kwargs, words in cases:

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._base import Layer, ShapeError, check_single
+from ._base import Layer, ShapeError, check_single, zero_masked
 
 _METHODS = (
     "nearest",
@@ -34,8 +34,9 @@ class ImageResize(Layer):
     ``M_i`` along each axis, ``y = (M_1 x M_2 ...) x``, so at infinite width the output
     covariance is the input covariance mapped by ``M_i`` on both position axes,
     ``K'(o, o') = sum_{p, p'} M(o, p) K(p, p') M(o', p')`` (a bilinear transform; see
-    Novak et al. 2020, "Neural Tangents", Sec. 3 on linear layers). Padding masks: an
-    output is padding only if every input it reads is.
+    Novak et al. 2020, "Neural Tangents", Sec. 3 on linear layers). Padding masks:
+    padded inputs are read as zeros, and an output is padding only if every input it
+    reads is.
 
     Args:
         shape: output size per input axis, ``-1`` to keep the axis.
@@ -100,7 +101,7 @@ class ImageResize(Layer):
         )
 
     def apply_masked(self, params, x, mask, key):
-        x = jnp.asarray(x)
+        x = zero_masked(jnp.asarray(x), mask)
         y = self._resize(x)
         out_mask = None
         if mask is not None:

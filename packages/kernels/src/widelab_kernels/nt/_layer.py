@@ -21,6 +21,7 @@ from widelab_core.layers import Layer
 from ..analytic import FIELDS, KernelFn, _result_type
 from ..kernel import Kernel
 from ..registry import RuleContext, apply_rule, needs_full_spatial, register_rule
+from . import _masked_array
 
 
 def unwrap(layer: Any, where: str) -> Layer:
@@ -73,8 +74,21 @@ class StaxLayer(Layer):
         return self.layer.init(rng, input_shape)
 
     def apply_fn(self, params, inputs, **kwargs):
-        """``apply_fn(params, inputs, *, rng=None, mask_constant=None)``."""
-        return self.layer.apply(params, inputs, **nt_apply_kwargs(kwargs))
+        """``apply_fn(params, inputs, *, rng=None, mask_constant=None)``.
+
+        With ``mask_constant`` (or a :class:`MaskedArray` input) the output is a
+        ``MaskedArray`` of the values and their per-position padding mask, as in NT.
+        """
+        kwargs = nt_apply_kwargs(kwargs)
+        mask_constant = kwargs.pop("mask_constant", None)
+        if mask_constant is None and not _masked_array.is_masked(inputs):
+            return self.layer.apply(params, inputs, **kwargs)
+        key = kwargs.pop("key", None)
+        if kwargs:
+            raise TypeError(f"apply_fn: unexpected keyword argument(s) {sorted(kwargs)}")
+        x, mask = _masked_array.split(inputs, mask_constant)
+        y, out_mask = self.layer.apply_masked(params, x, mask, key)
+        return _masked_array.join(y, out_mask)
 
     @functools.cached_property
     def kernel_fn(self) -> NtKernelFn:

@@ -30,6 +30,7 @@ from ._aggregate import Aggregate
 from ._dot_general import DotGeneral
 from ._layer import StaxLayer, unwrap
 from .custom import Bool, Diagonal, layer, requires
+from .masking import MaskedArray, supports_masking, unmask_fn
 
 
 class Padding(enum.Enum):
@@ -569,6 +570,9 @@ __all__ = [
     "Diagonal",
     "layer",
     "requires",
+    "MaskedArray",
+    "supports_masking",
+    "unmask_fn",
     "Slice",
     "Index",
     "DotGeneral",

@@ -26,6 +26,7 @@ from widelab_core import layers as L
 from ..kernel import Kernel
 from ..registry import KernelError, RuleContext, register_rule
 from .linear import affine_update
+from .position_map_masks import MASK_FNS, with_masks
 from .spatial import shift_sum
 
 
@@ -289,7 +290,11 @@ def _resizes_positions(layer: L.ImageResize) -> bool:
     return any(s != -1 for s in layer.shape[1:-1])
 
 
-register_rule(L.ConvTranspose, _conv_transpose)
-register_rule(L.ConvLocal, _conv_local)
-register_rule(L.ImageResize, _image_resize, needs_full_spatial=_resizes_positions)
+register_rule(L.ConvTranspose, with_masks(_conv_transpose, MASK_FNS[L.ConvTranspose]))
+register_rule(L.ConvLocal, with_masks(_conv_local, MASK_FNS[L.ConvLocal]))
+register_rule(
+    L.ImageResize,
+    with_masks(_image_resize, MASK_FNS[L.ImageResize]),
+    needs_full_spatial=_resizes_positions,
+)
 register_rule(L.Index, _index)
