@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+import widelab_kernels.nt as nt
 from widelab_core import layers as L
 from widelab_core.testing import float64
 from widelab_kernels import kernel_fn
@@ -278,6 +279,31 @@ def test_gradient_descent_mse_loss_and_momentum_closed_forms():
         decay = np.real(np.exp(-gam * t / 2) * (np.cosh(w * t) + gam / (2 * w) * np.sinh(w * t)))
         want = y + vec @ (decay[:, None] * (vec.T @ (0.2 - y)))
         np.testing.assert_allclose(got, want, atol=1e-7)
+
+
+def test_gradient_descent_infinite_time_is_the_end_of_training():
+    """t=None: with MSE (and momentum) the flow's limit is the kernel regression fit,
+    gradient_descent_mse's closed form at t=inf; cross-entropy on separable data has no
+    limit (outputs grow like log t), which is an error, and NaN under jit."""
+    with float64():
+        K_, T, y = _kernels(12)
+        mse = lambda f, yy: 0.5 * jnp.mean((f - yy) ** 2)
+        exact = gradient_descent_mse(T["dd"], y)(None, 0.2, 0.0, T["td"])
+        for m in (None, 0.5):
+            got = gradient_descent(mse, T["dd"], y, learning_rate=2.0, momentum=m)(
+                None, 0.2, 0.0, T["td"]
+            )
+            np.testing.assert_allclose(got[0], y, atol=1e-6)
+            np.testing.assert_allclose(got[1], exact[1], atol=1e-6)
+        # NT's calling form: t=None is infinite time there too.
+        nt_fn = nt.predict.gradient_descent(mse, T["dd"], y, learning_rate=2.0)
+        np.testing.assert_allclose(nt_fn(None, 0.2, 0.0, T["td"])[1], exact[1], atol=1e-6)
+        y1 = np.eye(2)[np.arange(N) % 2]
+        ce = lambda f, yy: -jnp.mean(jnp.sum(yy * jax.nn.log_softmax(f, axis=-1), axis=-1))
+        predict = gradient_descent(ce, T["dd"], y1)
+        with pytest.raises(ValueError, match="did not converge"):
+            predict(None, 0.0)
+        assert np.all(np.isnan(np.asarray(jax.jit(lambda f0: predict(None, f0))(0.0))))
 
 
 def test_float32_defaults():

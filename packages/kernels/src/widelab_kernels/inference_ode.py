@@ -54,6 +54,54 @@ def mse_loss_grad(fx: jax.Array, y: jax.Array) -> jax.Array:
     return (fx - y) / y.size
 
 
+#: Doubling windows tried for ``t=None`` before giving up (the last ends near 2**60 steps).
+STEADY_STATE_WINDOWS = 60
+
+
+def _steady_state(rhs, state, rtol: float, atol: float):
+    """The limit of the flow ``d state / dt = rhs(state, t)`` as ``t -> inf``.
+
+    Integrates over the windows ``[T_i, T_{i+1}]``, ``T_0 = 0``, ``T_{i+1} = 2 T_i + 1``,
+    and stops when a whole window changes the state by at most ``10 (atol + rtol |state|)``
+    (for a flow converging exponentially, as on a loss with a finite minimiser, the
+    change over a doubling window bounds the distance to the limit). A flow that has not
+    settled after ``STEADY_STATE_WINDOWS`` windows (e.g. cross-entropy on separable
+    data, whose outputs grow like ``log t``) is a ``ValueError`` outside a trace and NaN
+    inside one.
+    """
+    leaves = jax.tree_util.tree_leaves
+
+    def body(carry):
+        i, t0, st, _ = carry
+        t1 = 2.0 * t0 + 1.0
+        sol = odeint(rhs, st, jnp.stack([t0, t1]), rtol=rtol, atol=atol)
+        new = jax.tree_util.tree_map(lambda a: a[-1], sol)
+        settled = jnp.all(
+            jnp.stack(
+                [
+                    jnp.all(jnp.abs(b - a) <= 10.0 * (atol + rtol * jnp.abs(b)))
+                    for a, b in zip(leaves(st), leaves(new))
+                ]
+            )
+        )
+        return i + 1, t1, new, settled
+
+    dtype = leaves(state)[0].dtype
+    init = (jnp.asarray(0), jnp.asarray(0.0, dtype), state, jnp.asarray(False))
+    _, t_end, final, settled = jax.lax.while_loop(
+        lambda c: (c[0] < STEADY_STATE_WINDOWS) & ~c[3], body, init
+    )
+    if isinstance(settled, jax.core.Tracer):
+        return jax.tree_util.tree_map(lambda a: jnp.where(settled, a, jnp.nan), final)
+    if not bool(settled):
+        raise ValueError(
+            f"gradient_descent: t=None (infinite time) did not converge by t={float(t_end):.3g} "
+            "steps: the loss has no finite minimiser along the flow (e.g. cross-entropy on "
+            "separable data); give finite times"
+        )
+    return final
+
+
 def gradient_descent(
     loss: Callable[[jax.Array, jax.Array], jax.Array],
     k_train_train,
@@ -92,10 +140,13 @@ def gradient_descent(
     Returns:
         ``predict(t, fx_train_0=0., fx_test_0=None, k_test_train=None)`` returning
         ``fx_train_t`` or ``(fx_train_t, fx_test_t)`` when ``k_test_train`` is given;
-        ``t`` a scalar or a 1-D non-decreasing array (a leading axis of the result).
+        ``t`` a scalar or a 1-D non-decreasing array (a leading axis of the result), or
+        ``None`` for the limit ``t -> inf`` (the end of training; an error when the flow
+        does not settle, see :func:`_steady_state`).
 
     Raises:
-        ValueError: bad shapes, momentum out of range, negative or unsorted times.
+        ValueError: bad shapes, momentum out of range, negative or unsorted times, or
+            ``t=None`` on a flow without a limit.
 
     Example:
         >>> import jax.numpy as jnp
@@ -138,10 +189,10 @@ def gradient_descent(
     def predict(t, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
         if fx_test_0 is not None and k_test_train is None:
             raise ValueError("gradient_descent: fx_test_0 given without k_test_train")
-        ts = jnp.asarray(t, y.dtype)
-        if ts.ndim > 1:
+        ts = None if t is None else jnp.asarray(t, y.dtype)
+        if ts is not None and ts.ndim > 1:
             raise ValueError(f"gradient_descent: t must be a scalar or 1-D, got shape {ts.shape}")
-        v = _concrete(ts)
+        v = None if ts is None else _concrete(ts)
         if v is not None and (
             np.any(~np.isfinite(v)) or np.any(v < 0) or np.any(np.diff(np.reshape(v, (-1,))) < 0)
         ):
@@ -157,13 +208,17 @@ def gradient_descent(
         state = (f_tr, f_te)
         if momentum is not None:
             state = state + (jnp.zeros_like(f_tr), None if f_te is None else jnp.zeros_like(f_te))
-        grid = jnp.concatenate([jnp.zeros((1,), y.dtype), jnp.reshape(ts, (-1,))])
-        sol = odeint(make_rhs(kt), state, grid, rtol=rtol, atol=atol)
-        # odeint gives NaN at the end of a zero-length interval (t = 0 or a repeated
-        # time): take each time's value from its first occurrence in the grid.
-        first = jnp.searchsorted(grid, grid, side="left")
-        sol = jax.tree_util.tree_map(lambda a: a[first], sol)
-        pick = (lambda a: a[1]) if ts.ndim == 0 else (lambda a: a[1:])
+        if ts is None:
+            sol = _steady_state(make_rhs(kt), state, rtol, atol)
+            pick = lambda a: a
+        else:
+            grid = jnp.concatenate([jnp.zeros((1,), y.dtype), jnp.reshape(ts, (-1,))])
+            sol = odeint(make_rhs(kt), state, grid, rtol=rtol, atol=atol)
+            # odeint gives NaN at the end of a zero-length interval (t = 0 or a repeated
+            # time): take each time's value from its first occurrence in the grid.
+            first = jnp.searchsorted(grid, grid, side="left")
+            sol = jax.tree_util.tree_map(lambda a: a[first], sol)
+            pick = (lambda a: a[1]) if ts.ndim == 0 else (lambda a: a[1:])
         out_tr = lay.unflat(pick(sol[0]))
         if kt is None:
             return out_tr

@@ -377,10 +377,13 @@ def gradient_descent(
     Returns:
         ``predict_fn(t, fx_train_0=0., fx_test_0=None, k_test_train=None)`` giving
         ``fx_train_t``, ``fx_test_t`` (when ``fx_train_0`` is ``None``) or both;
-        ``t`` a scalar or 1-D non-decreasing array of finite times.
+        ``t`` a scalar or 1-D non-decreasing array of times, or ``None`` for the end of
+        training (``t -> inf``, found by integrating until the outputs settle; where
+        NT's solver may silently not converge, a flow without a limit is an error).
 
     Raises:
-        ValueError: ``t=None``; shapes that do not fit; both initial outputs ``None``.
+        ValueError: ``t=None`` on a loss without a finite minimiser along the flow;
+            shapes that do not fit; both initial outputs ``None``.
 
     Example:
         >>> import jax.numpy as jnp
@@ -400,11 +403,6 @@ def gradient_descent(
     )
 
     def predict_fn(t=None, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
-        if t is None:
-            raise ValueError(
-                "predict_fn: t=None (infinite time) has no closed form for a general loss; "
-                "give a finite t (gradient_descent_mse has the MSE limit)"
-            )
         _both_none(fx_train_0, fx_test_0)
         _test_needs_kernel(fx_test_0, k_test_train)
         f0 = 0.0 if fx_train_0 is None else fx_train_0
