@@ -8,19 +8,14 @@ nonlinearities, so the analytic rules' outputs feed a further arc-cosine or Erf
 kernel and any error in them shows.
 """
 
-import importlib.util
-import pathlib
-
 import jax
 import numpy as np
 import pytest
 from widelab_core import layers as L
+from widelab_core.testing import load_sibling
 from widelab_kernels import kernel_fn
 
-HERE = pathlib.Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("mc_helpers", HERE / "test_monte_carlo.py")
-mc = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mc)
+mc = load_sibling(__file__, "test_monte_carlo")
 
 NAMES = ["concat + positions mix", "dot_general positions"]
 

@@ -3,21 +3,16 @@
 network at large width, finite-width apply against the definition, float32 jit/grad,
 errors."""
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from widelab_core import layers as L
+from widelab_core.testing import load_sibling
 from widelab_kernels import KernelError, kernel_fn
 from widelab_kernels.nt import stax
 
-HERE = pathlib.Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("nt_fixture_check", HERE / "nt_fixture_check.py")
-nt_fixture_check = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nt_fixture_check)
+nt_fixture_check = load_sibling(__file__, "nt_fixture_check")
 NETS, REFERENCE = nt_fixture_check.load("aggregate")
 
 

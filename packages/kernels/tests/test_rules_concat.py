@@ -1,18 +1,13 @@
 """Kernels of FanInConcat along spatial axes: Neural Tangents 0.6.5 float64 fixtures
 (``benchmarks/nt_reference_cases.py concat``), errors."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 from widelab_core import layers as L
+from widelab_core.testing import load_sibling
 from widelab_kernels import KernelError, kernel_fn
 
-HERE = pathlib.Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("nt_fixture_check", HERE / "nt_fixture_check.py")
-nt_fixture_check = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nt_fixture_check)
+nt_fixture_check = load_sibling(__file__, "nt_fixture_check")
 NETS, REFERENCE = nt_fixture_check.load("concat")
 
 

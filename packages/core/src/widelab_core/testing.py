@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -18,6 +20,16 @@ def float64():
     """Run a block with ``jax_enable_x64`` on (float64 arrays by default)."""
     with jax.enable_x64(True):
         yield
+
+
+def load_sibling(test_file: str, name: str):
+    """The helper module ``name.py`` next to ``test_file`` (test folders are not
+    packages, so their helpers are loaded by path)."""
+    path = pathlib.Path(test_file).resolve().with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def relative_frobenius(a, b) -> float:
