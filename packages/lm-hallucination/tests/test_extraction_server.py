@@ -112,6 +112,10 @@ def test_validate_in_a_real_browser(db, tmp_path):
             page.wait_for_selector("#doc:has-text('d2')")
             page.click("#candidates li:has-text('Paris')")  # choose another candidate
             page.wait_for_selector("#progress:has-text('3 / 4 items resolved')")
+            # the next item is on screen before its key is pressed (a loaded machine can
+            # render the progress line before the item)
+            page.wait_for_selector("#doc:has-text('d2')")
+            page.wait_for_selector("#variable:has-text('age')")
             page.keyboard.press("n")  # d2/age is not stated
             page.wait_for_selector("#done:not([hidden])")
             # a request without the token is refused, from inside the page too
