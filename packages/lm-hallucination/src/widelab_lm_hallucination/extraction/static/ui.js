@@ -78,7 +78,7 @@
       if (c.rejected) li.className = "rejected";
       else if (cur && c.id === cur.id) li.className = "focused";
       li.dataset.id = String(c.id);
-      li.addEventListener("click", () => { if (!c.rejected) choose(c); });
+      li.addEventListener("click", () => { if (!c.rejected) act.choose(c); });
       ol.appendChild(li);
     });
     $("accept").disabled = !cur;
@@ -126,33 +126,53 @@
     if (await decide({ decision: "none" })) await load();
   }
 
-  function skip() {
+  async function skip() {
     skipped.push(item.doc_id + "|" + item.variable);
-    load();
+    await load();
   }
 
-  $("accept").addEventListener("click", accept);
-  $("reject").addEventListener("click", reject);
-  $("none").addEventListener("click", none);
-  $("skip").addEventListener("click", skip);
-  $("policy").addEventListener("change", load);
-  $("valueform").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
+  async function value() {
     const v = $("value").value.trim();
     if (v && await decide({ decision: "value", value: v })) await load();
+  }
+
+  // One action at a time: until a decision is recorded and the next item is on screen,
+  // further keys and clicks are ignored, so a quick second key never applies to the
+  // item that was just decided.
+  let busy = false;
+  function once(fn) {
+    return async (...args) => {
+      if (busy) return;
+      busy = true;
+      try { await fn(...args); } finally { busy = false; }
+    };
+  }
+  const act = {
+    accept: once(accept), reject: once(reject), none: once(none), skip: once(skip),
+    choose: once(choose), value: once(value),
+  };
+
+  $("accept").addEventListener("click", act.accept);
+  $("reject").addEventListener("click", act.reject);
+  $("none").addEventListener("click", act.none);
+  $("skip").addEventListener("click", act.skip);
+  $("policy").addEventListener("change", load);
+  $("valueform").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    act.value();
   });
   document.addEventListener("keydown", (ev) => {
     if (!item || ev.target.tagName === "INPUT" || ev.target.tagName === "SELECT") return;
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     const k = ev.key;
-    if (k === "a") { ev.preventDefault(); accept(); }
-    else if (k === "r") { ev.preventDefault(); reject(); }
-    else if (k === "n") { ev.preventDefault(); none(); }
-    else if (k === "s") { ev.preventDefault(); skip(); }
+    if (k === "a") { ev.preventDefault(); act.accept(); }
+    else if (k === "r") { ev.preventDefault(); act.reject(); }
+    else if (k === "n") { ev.preventDefault(); act.none(); }
+    else if (k === "s") { ev.preventDefault(); act.skip(); }
     else if (k === "e") { ev.preventDefault(); $("value").focus(); }
     else if (/^[1-9]$/.test(k)) {
       const c = open()[Number(k) - 1];
-      if (c) { ev.preventDefault(); choose(c); }
+      if (c) { ev.preventDefault(); act.choose(c); }
     }
   });
   load();
