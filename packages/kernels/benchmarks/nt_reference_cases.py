@@ -44,7 +44,12 @@ def write(name: str) -> None:
         k = net[2](x1, x2, ("nngp", "ntk"), **module_kwargs, **(kwargs[0] if kwargs else {}))
         out[case] = np.stack([np.asarray(k.nngp), np.asarray(k.ntk)])
         print(case, out[case].shape)
-    path = HERE.parent / "tests" / "data" / f"nt_reference_{name}.npz"
+    save_reference(out, HERE.parent / "tests" / "data" / f"nt_reference_{name}.npz")
+
+
+def save_reference(out: dict, path: pathlib.Path) -> None:
+    """Write the arrays ``out`` to ``path`` as a compressed npz, atomically (temporary
+    file in the same folder, then rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
     os.close(fd)
     np.savez_compressed(tmp, **out)

@@ -7,9 +7,7 @@ Run with the Neural Tangents venv (outside the repository), as ``nt_reference.py
 """
 
 import importlib.util
-import os
 import pathlib
-import tempfile
 import warnings
 
 import jax
@@ -19,6 +17,7 @@ jax.config.update("jax_enable_x64", True)
 warnings.filterwarnings("ignore")
 
 from neural_tangents import stax  # noqa: E402
+from nt_reference_cases import save_reference  # noqa: E402  (same folder)
 
 HERE = pathlib.Path(__file__).resolve().parent
 spec = importlib.util.spec_from_file_location(
@@ -37,13 +36,7 @@ def main():
         k = net[2](x1, x2, get, **kwargs)
         for name, value in zip(get, k):
             out[f"options|{case}|{name}"] = np.asarray(value)
-    path = HERE.parent / "tests" / "data" / "nt_reference_more.npz"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    np.savez_compressed(tmp, **out)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    print(f"wrote {len(out)} reference kernels to {path}")
+    save_reference(out, HERE.parent / "tests" / "data" / "nt_reference_more.npz")
 
 
 if __name__ == "__main__":
