@@ -1,6 +1,6 @@
 """Data-parallel training on 8 fake CPU devices, and on two local processes joined through
-core's ``jax.distributed`` wrapper, repeats the 1-device loss trajectory; bfloat16
-compute keeps float32 master weights."""
+core's ``jax.distributed`` wrapper (``widelab lm train --coordinator ...``), repeats the
+1-device loss trajectory; bfloat16 compute keeps float32 master weights."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from widelab_core.cli import main
 from widelab_core.testing import run_local_processes
 from widelab_lm_hallucination import (
     FactStream,
@@ -91,43 +92,46 @@ def test_bfloat16_compute_keeps_float32_master_weights():
         train(cfg, TrainConfig(steps=1, batch_size=3), stream, devices=jax.devices()[:2])
 
 
-WORKER = """
-import json, sys
-import jax
-from widelab_core.devices import initialize_distributed
-info = initialize_distributed(sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
-from widelab_lm_hallucination import train
-{setup}
-res = train(cfg, tc, stream, run_dir=sys.argv[3], devices=jax.devices())
-print("RESULT " + json.dumps({{"info": list(info), "losses": res.losses}}), flush=True)
-"""
+# the two-process job runs the command line: ``widelab lm train --coordinator ...``
+TRAIN = ["lm", "train", "--entities", "12", "--seed", "1", "--unseen-fraction", "0"]
+TRAIN += ["--d-model", "16", "--layers", "1", "--heads", "2", "--seq-len", "32"]
+TRAIN += ["--steps", "6", "--batch-size", "8", "--lr", "3e-3", "--log-every", "1"]
+CLI = "import sys; from widelab_core.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.mark.slow
 def test_two_processes_repeat_the_single_process_losses(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER.format(setup=SETUP))
     run = tmp_path / "run"  # one folder shared by both processes
-    done = run_local_processes(lambda rank, coord: [str(script), coord, str(rank), str(run)])
-    results = []
-    for code, out in done:
+    dist = ["--num-processes", "2", "--out", str(run)]
+    done = run_local_processes(
+        lambda rank, coord: [
+            "-c",
+            CLI,
+            *TRAIN,
+            *dist,
+            "--coordinator",
+            coord,
+            "--process-id",
+            str(rank),
+        ]
+    )
+    for rank, (code, out) in enumerate(done):
         assert code == 0, out
-        line = [x for x in out.splitlines() if x.startswith("RESULT ")][-1]
-        results.append(json.loads(line[len("RESULT ") :]))
-    # two processes, two devices each: one 4-device job
-    assert [r["info"] for r in results] == [[0, 2, 2, 4], [1, 2, 2, 4]]
-    # the parameters are replicated: both processes see the same (all-reduced) losses
-    assert results[0]["losses"] == results[1]["losses"]
-    ns = {}
-    exec(SETUP, ns)
-    one = train(ns["cfg"], ns["tc"], ns["stream"]).losses
+        # two processes, two devices each: one 4-device job
+        assert f"process {rank} of 2; 4 devices;" in out, out
+    # process 0 alone wrote the shared run folder: one metrics line per step
+    many = read_metrics(run / "metrics.jsonl")
+    assert [m["step"] for m in many] == list(range(1, 7))
+    assert (run / "checkpoint.npz").exists()
+    # the parameters are replicated: both processes print the same last (all-reduced) loss
+    last = [[x.split(",")[0] for x in out.splitlines() if x.startswith("step ")] for _, out in done]
+    assert last[0] == last[1] and last[0][-1].startswith("step 6: loss")
+    assert main([*TRAIN, "--out", str(tmp_path / "one")]) == 0  # one process, one device
+    one = [m["loss"] for m in read_metrics(tmp_path / "one" / "metrics.jsonl")]
     # Only the order of the float32 sums over the batch differs (4 partial sums, then an
     # all-reduce across the processes): relative rounding ~1e-7 per loss and gradient
     # entry, which Adam's 1 / sqrt(v) can enlarge in near-zero coordinates; after 6 steps
     # 1e-4 relative (~1000 float32 eps) still lies far below the loss change per step
     # (~1e-2) that a batch shard fed twice, or not at all, would show.
-    np.testing.assert_allclose(results[0]["losses"], one, rtol=1e-4)
+    np.testing.assert_allclose([m["loss"] for m in many], one, rtol=1e-4)
     assert one[-1] < one[0]
-    # process 0 alone wrote the shared run folder: one metrics line per step
-    assert [m["step"] for m in read_metrics(run / "metrics.jsonl")] == list(range(1, 7))
-    assert (run / "checkpoint.npz").exists()
