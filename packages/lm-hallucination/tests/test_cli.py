@@ -4,6 +4,7 @@ import argparse
 import json
 
 import pytest
+from widelab_lm_hallucination import LMConfig, TrainConfig, resume_run
 from widelab_lm_hallucination.cli import command
 
 
@@ -71,6 +72,14 @@ def test_bad_inputs_exit_with_clear_errors(tmp_path, capsys):
     assert "no run.json" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _run(["detect"])  # --run is required
+    # multi-host flags: all three together (or --distributed), a valid rank; refused
+    # before joining any job
+    out = ["--out", str(tmp_path / "r")]
+    assert _run(["train", "--coordinator", "localhost:1", *out]) == 2
+    assert "(missing --num-processes, --process-id)" in capsys.readouterr().err
+    dist = ["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "2"]
+    assert _run(["train", *dist, *out]) == 2
+    assert "--process-id must be below --num-processes=2, got 2" in capsys.readouterr().err
 
 
 TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--seq-len", "48"]
@@ -116,6 +125,11 @@ def test_resume_with_other_settings_is_refused_and_extension_recorded(tmp_path, 
     # a finished run is lengthened only on request, and the request is recorded
     assert _run([*base, "--steps", "4"]) == 2
     assert "--extend" in capsys.readouterr().err
+    # a process other than process 0 of a multi-host job only checks
+    tc = TrainConfig(**{**json.loads(meta)["train"], "steps": 4})
+    cfg = LMConfig(**json.loads(meta)["model"])
+    resume_run(out, cfg, tc, json.loads(meta)["data"], extend=True, write=False)
+    assert (out / "run.json").read_text() == meta
     assert _run([*base, "--steps", "4", "--extend"]) == 0
     rec = json.loads((out / "run.json").read_text())
     assert rec["extensions"] == [{"from": 2, "to": 4}] and rec["train"]["steps"] == 4

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from widelab_lm_hallucination import LMConfig, generate, init_lm, logits_fn
+from widelab_lm_hallucination import LMConfig, generate, logits_fn, transformer
 from widelab_lm_hallucination.kvcache import _blocks, _prefill, choose
 
 
@@ -22,15 +22,25 @@ def test_cached_decoding_equals_full_recompute(tiny_lm, key):
         np.testing.assert_array_equal(fast.tokens, slow.tokens)
 
 
-def test_prefill_logits_equal_the_model_for_deep_stacks():
+def test_prefill_logits_equal_the_model_for_deep_stacks(key):
     # five blocks use core's ``repeat`` (stacked parameters); the cache reads both layouts
     for n_layers in (2, 5):
         cfg = LMConfig(13, d_model=16, n_layers=n_layers, n_heads=2, seq_len=12)
-        params = init_lm(cfg, jax.random.key(n_layers))
+        # the parameters' layout (traced, not compiled) filled with N(0, 1) draws: every
+        # weight of the NTK parameterisation is N(0, 1) at init; the layer-norm scales
+        # here are random too, so no factor of one hides a misplaced parameter
+        layout = jax.eval_shape(lambda k: transformer(cfg).init(k, (1, 12))[1], key)
+        rng = np.random.default_rng(n_layers)
+        params = jax.tree.map(lambda x: rng.standard_normal(x.shape).astype(x.dtype), layout)
         ids = jax.random.randint(jax.random.key(1), (3, 12), 0, 13)
-        emb, w, head = _blocks(cfg, params)
-        got = _prefill(cfg, emb, w, head, ids)[0]
-        np.testing.assert_allclose(got, logits_fn(cfg, params, ids), rtol=2e-5, atol=2e-5)
+
+        # one compiled program per depth (as in decoding), not one dispatch per operation
+        @jax.jit
+        def both(params, ids):
+            return _prefill(cfg, *_blocks(cfg, params), ids)[0], logits_fn(cfg, params, ids)
+
+        got, want = both(params, ids)
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
 def test_top_k_and_nucleus_keep_the_right_tokens():

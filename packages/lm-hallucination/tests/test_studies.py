@@ -2,20 +2,26 @@
 
 import math
 
+import numpy as np
 import pytest
 from widelab_lm_hallucination import (
     LMConfig,
     StudyPoint,
     Tokenizer,
     TrainConfig,
+    agresti_coull_se,
     chinchilla_comparison,
     chinchilla_compute,
     compute_for_rate,
     fit_rate_vs_compute,
     hallucination_rate,
+    is_hallucination,
     split_kg,
+    studies,
     train_with_evals,
+    wilson_interval,
 )
+from widelab_lm_hallucination.studies import rate_table
 
 
 def _pt(c, r):
@@ -69,9 +75,40 @@ def test_train_with_evals_reports_each_epoch_mark(tiny_kg):
     assert pts[1].steps == res.state.step > pts[0].steps
     # compute is linear in steps
     assert pts[1].compute / pts[0].compute == pytest.approx(pts[1].steps / pts[0].steps)
-    # the last point is the rate of the final parameters (not of a stale or freed copy)
+    # the last point is the rate of the final parameters (not of a stale or freed copy),
+    # with the Wilson interval and Agresti-Coull se of its binomial count
     seen = split.train.queries()
-    est, _ = hallucination_rate(cfg, res.state.params, tok, split.full, seen, n_boot=200)
-    assert (pts[-1].seen, pts[-1].seen_low, pts[-1].seen_high) == (est.rate, est.low, est.high)
+    _, gen = hallucination_rate(cfg, res.state.params, tok, split.full, seen)
+    flags = is_hallucination(split.full, gen.queries, gen.objects, gen.finished)
+    k, n = int(flags.sum()), len(seen)
+    low, high = wilson_interval(k, n)
+    assert (pts[-1].seen, pts[-1].seen_low, pts[-1].seen_high) == (k / n, low, high)
+    assert (pts[-1].seen_se, pts[-1].n_seen) == (agresti_coull_se(k, n), n)
     un, _ = hallucination_rate(cfg, res.state.params, tok, split.full, list(split.unseen))
     assert pts[-1].unseen == un.rate
+    # after 2 steps no object is right: rate 1, where the Wald se sqrt(p (1 - p) / n) and
+    # the old query bootstrap interval [1, 1] have no width; the Wilson interval is
+    # [n / (n + z^2), 1] and the Agresti-Coull se sqrt(pt (1 - pt) / (n + z^2)) with
+    # pt = (n + z^2 / 2) / (n + z^2) (closed forms, z = 1.959964)
+    z2 = 1.959963984540054**2
+    pt = (n + z2 / 2) / (n + z2)
+    assert pts[0].steps == 2 and pts[0].seen == 1.0 and pts[0].seen_high == 1.0
+    assert pts[0].seen_low == pytest.approx(n / (n + z2), rel=1e-12)
+    assert pts[0].seen_se == pytest.approx(math.sqrt(pt * (1 - pt) / (n + z2)), rel=1e-12)
+    assert rate_table(pts)[0][4:8] == [1.0, pts[0].seen_se, pts[0].seen_low, 1.0]
+
+
+def test_a_study_point_at_rate_zero_has_a_positive_se_and_width(tiny_kg, monkeypatch):
+    # every greedy output counted right (the model itself is not the point here): the
+    # point must carry the Wilson interval [0, z^2 / (n + z^2)] and a positive se
+    monkeypatch.setattr(studies, "is_hallucination", lambda kg, q, o, f: np.zeros(len(q), bool))
+    split = split_kg(tiny_kg, 0.2, seed=0)
+    tok = Tokenizer.fit(tiny_kg.triples)
+    cfg = LMConfig(tok.vocab_size, d_model=16, n_layers=1, n_heads=1, seq_len=48)
+    tc = TrainConfig(batch_size=8, lr=1e-2, warmup=5)
+    (pt,), _ = train_with_evals(cfg, tc, split, tok, (1,), max_queries=5)
+    z2 = 1.959963984540054**2
+    assert (pt.seen, pt.seen_low, pt.n_seen) == (0.0, 0.0, 5)
+    assert pt.seen_high == pytest.approx(z2 / (5 + z2), rel=1e-12)
+    ptilde = z2 / 2 / (5 + z2)
+    assert pt.seen_se == pytest.approx(math.sqrt(ptilde * (1 - ptilde) / (5 + z2)), rel=1e-12)

@@ -59,6 +59,23 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 weights")
     p.add_argument("--extend", action="store_true", help="allow more --steps than the run recorded")
+    p.add_argument(
+        "--log-every", type=positive_int, default=10, help="steps between metrics.jsonl lines"
+    )
+    g = p.add_argument_group(
+        "multi-host",
+        "run the same command on every process; each batch is split over all processes' "
+        "devices and process 0 alone writes --out (a folder every process can read)",
+    )
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-host job JAX detects (Slurm, Open MPI, Kubernetes, Cloud TPU; "
+        "JAX_COORDINATOR_ADDRESS)",
+    )
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    g.add_argument("--num-processes", type=positive_int, help="processes in the job")
+    g.add_argument("--process-id", type=nonnegative_int, help="this process's index")
     p.add_argument("--out", required=True, help="run folder")
 
     p = sub.add_parser(
@@ -186,6 +203,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {len(kg)} triples, {len(kg.queries())} queries to {args.out}")
         return 0
     if args.lm_cmd == "train":
+        devices = _train_devices(args)
+        writer = jax.process_index() == 0
         check_outputs(args.out, [args.kg])
         kg = kg_from_file_or_synthetic(args.kg, args.entities, args.seed, args.homonyms, args.rules)
         split = split_kg(kg, args.unseen_fraction, by=args.split_by, seed=args.seed)
@@ -204,6 +223,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             lr=args.lr,
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
+            log_every=args.log_every,
             compute_dtype="bfloat16" if args.bf16 else "float32",
         )
         out = Path(args.out)
@@ -216,14 +236,19 @@ def _dispatch(args: argparse.Namespace) -> int:
             "unseen_fraction": args.unseen_fraction,
             "split_by": args.split_by,
         }
+        # every process checks the recorded settings; only process 0 writes the folder
         if args.no_resume or not (out / "run.json").exists():
-            save_run(out, cfg, tc, tok, split, data)
+            if writer:
+                save_run(out, cfg, tc, tok, split, data)
         else:
-            resume_run(out, cfg, tc, data, extend=args.extend)
+            resume_run(out, cfg, tc, data, extend=args.extend, write=writer)
         stream = FactStream(encode_kg(tok, split.train), cfg.seq_len, tc.batch_size, tc.seed)
+        where = ""
+        if jax.process_count() > 1:
+            where = f"process {jax.process_index()} of {jax.process_count()}; "
         print(
-            f"{len(split.train)} training facts; {param_counts(cfg)['non_embedding']} "
-            "non-embedding parameters"
+            f"{where}{len(devices or [0])} devices; {len(split.train)} training facts; "
+            f"{param_counts(cfg)['non_embedding']} non-embedding parameters"
         )
         res = train(
             cfg,
@@ -231,8 +256,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             stream,
             run_dir=out,
             resume=not args.no_resume,
-            progress=sys.stderr.isatty(),
-            devices=jax.local_devices() if args.data_parallel else None,
+            progress=writer and sys.stderr.isatty(),
+            devices=devices,
         )
         last = res.losses[-1] if res.losses else float("nan")
         print(
@@ -307,6 +332,37 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(hist, indent=2))
         return 0
     raise ValueError(f"unknown subcommand {args.lm_cmd!r}")  # pragma: no cover
+
+
+def _train_devices(args: argparse.Namespace) -> list | None:
+    """The devices ``train`` splits batches over: None (one device), the local devices
+    (``--data-parallel``), or, after joining the multi-host job, every process's devices."""
+    import jax
+
+    given = {
+        "--coordinator": args.coordinator,
+        "--num-processes": args.num_processes,
+        "--process-id": args.process_id,
+    }
+    if not args.distributed and all(v is None for v in given.values()):
+        return jax.local_devices() if args.data_parallel else None
+    missing = [k for k, v in given.items() if v is None]
+    if not args.distributed and missing:
+        raise ValueError(
+            f"multi-host training needs --coordinator, --num-processes and --process-id "
+            f"together (missing {', '.join(missing)}), or --distributed alone to let JAX "
+            "detect the job"
+        )
+    if args.process_id is not None and args.num_processes is not None:
+        if args.process_id >= args.num_processes:
+            raise ValueError(
+                f"--process-id must be below --num-processes={args.num_processes}, "
+                f"got {args.process_id}"
+            )
+    from widelab_core.devices import initialize_distributed
+
+    initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    return jax.devices()
 
 
 def _study(args: argparse.Namespace) -> int:

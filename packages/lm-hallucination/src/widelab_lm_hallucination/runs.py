@@ -143,6 +143,7 @@ def resume_run(
     data: dict,
     *,
     extend: bool = False,
+    write: bool = True,
 ) -> dict:
     """Check that ``run_dir`` was started with these settings before resuming it.
 
@@ -157,6 +158,8 @@ def resume_run(
         cfg, tc: model and optimisation settings of this invocation.
         data: how the graph and split were made (as given to :func:`save_run`).
         extend: allow a longer ``tc.steps`` than recorded.
+        write: record an extension in ``run.json`` (False: only check, as the processes
+            of a multi-host job other than process 0 do).
 
     Returns:
         The (possibly updated) run description.
@@ -194,7 +197,8 @@ def resume_run(
             )
         meta["extensions"] = [*meta.get("extensions", []), {"from": rec_steps, "to": tc.steps}]
         meta["train"] = dataclasses.asdict(tc)
-        atomic_write(run_dir / RUN_JSON, json.dumps(meta, indent=2))
+        if write:
+            atomic_write(run_dir / RUN_JSON, json.dumps(meta, indent=2))
     return meta
 
 

@@ -4,7 +4,8 @@ Hron et al. (2024, Sec. 3) train a family of LMs on one KG and track the rate on
 seen facts as models grow and train longer; they find a 5% rate needs about an order
 of magnitude more compute than the compute-optimal allocation of Hoffmann et al.
 (2022). Here: :func:`size_epoch_study` trains each size once and evaluates at several
-epoch counts along the way; :func:`fit_rate_vs_compute` fits
+epoch counts along the way (each rate with its Wilson score interval and Agresti-Coull
+standard error, as the grid cells of :mod:`.grid`); :func:`fit_rate_vs_compute` fits
 ``log rate = a + b log C`` on the compute frontier (the lowest rate reached at or below
 each compute); :func:`compute_for_rate` inverts it; :func:`chinchilla_compute` is the
 compute of the Chinchilla allocation ``N = D / 20`` for ``D`` training tokens
@@ -20,7 +21,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .corpus import FactStream, Tokenizer, encode_kg
-from .hallucination import hallucination_rate
+from .hallucination import hallucination_rate, is_hallucination
+from .intervals import agresti_coull_se, wilson_interval
 from .kg import KGSplit
 from .model import LMConfig, flops_per_token, param_counts
 from .train import TrainConfig, train
@@ -33,9 +35,14 @@ class StudyPoint:
     Attributes:
         d_model: width; n_params: non-embedding parameters; epochs: epochs trained;
         steps: optimizer steps; compute: training FLOPs (``flops_per_token * tokens``);
-        seen / seen_low / seen_high: greedy rate on seen queries and 95% interval;
-        unseen: greedy rate on unseen queries (NaN when there are none);
-        fraction: share of the training KG used.
+        seen / seen_low / seen_high: greedy rate on seen queries and its 95% Wilson
+        score interval (:func:`~widelab_lm_hallucination.wilson_interval`; one greedy
+        output per query, so the count is binomial); unseen: greedy rate on unseen
+        queries (NaN when there are none); fraction: share of the training KG used;
+        seen_se: Agresti-Coull standard error of ``seen``
+        (:func:`~widelab_lm_hallucination.agresti_coull_se`: positive at rates 0 and 1,
+        where the Wald ``sqrt(p (1 - p) / n)`` is 0; NaN when not recorded);
+        n_seen: seen queries evaluated.
     """
 
     d_model: int
@@ -48,6 +55,8 @@ class StudyPoint:
     seen_high: float
     unseen: float
     fraction: float = 1.0
+    seen_se: float = float("nan")
+    n_seen: int = 0
 
 
 def train_with_evals(
@@ -63,7 +72,9 @@ def train_with_evals(
 ):
     """Train one model and evaluate the greedy rate each time an epoch mark is passed.
 
-    ``tc.steps`` is replaced by the steps needed for ``max(eval_epochs)`` epochs.
+    ``tc.steps`` is replaced by the steps needed for ``max(eval_epochs)`` epochs. The
+    seen rate comes with its Wilson score interval (Brown, Cai & DasGupta 2001, Eq. 4)
+    and Agresti-Coull standard error (Agresti & Coull 1998), the unseen rate alone.
 
     Returns:
         ``(points, train_result)``.
@@ -90,7 +101,10 @@ def train_with_evals(
                 pending.pop(0)
             if state.step == steps:
                 pending.clear()
-            est, _ = hallucination_rate(cfg, state.params, tok, split.full, seen, n_boot=200)
+            _, gen = hallucination_rate(cfg, state.params, tok, split.full, seen, n_boot=1)
+            flags = is_hallucination(split.full, gen.queries, gen.objects, gen.finished)
+            k, n = int(flags.sum()), len(flags)
+            low, high = wilson_interval(k, n)
             un = float("nan")
             if unseen:
                 un = hallucination_rate(cfg, state.params, tok, split.full, unseen, n_boot=10)[
@@ -102,11 +116,13 @@ def train_with_evals(
                 ep,
                 state.step,
                 fpt * state.step * tc.batch_size * cfg.seq_len,
-                est.rate,
-                est.low,
-                est.high,
+                k / n,
+                float(low),
+                float(high),
                 un,
                 fraction,
+                float(agresti_coull_se(k, n)),
+                n,
             )
             points.append(p)
             if on_point is not None:
@@ -127,7 +143,16 @@ def size_epoch_study(
     max_queries: int | None = None,
     progress: Callable | None = None,
 ) -> list[StudyPoint]:
-    """Rate against size, epochs and data fraction: one training run per (size, fraction)."""
+    """Rate against size, epochs and data fraction: one training run per (size, fraction).
+
+    Each size is evaluated along its one learning-rate schedule (cheaper than
+    :func:`~widelab_lm_hallucination.size_epoch_grid`, whose cells each train to the end
+    of their own schedule); every point carries the seen rate's Wilson interval and
+    Agresti-Coull standard error (see :func:`train_with_evals`).
+
+    Returns:
+        The :class:`StudyPoint` of every (size, fraction, epoch mark).
+    """
     out: list[StudyPoint] = []
     runs = [(c, f) for f in fractions for c in configs]
     it = progress(runs, desc="lm sizes") if progress else runs
@@ -233,7 +258,8 @@ def chinchilla_comparison(
 
 
 def rate_table(points: Sequence[StudyPoint]) -> list[list]:
-    """Rows ``[d_model, params, epochs, compute, seen, low, high, unseen, fraction]``."""
+    """Rows ``[d_model, params, epochs, compute, seen, se, low, high, unseen, fraction]``
+    (``se`` Agresti-Coull, ``low`` / ``high`` the 95% Wilson interval)."""
     return [
         [
             p.d_model,
@@ -241,6 +267,7 @@ def rate_table(points: Sequence[StudyPoint]) -> list[list]:
             round(p.epochs, 2),
             p.compute,
             p.seen,
+            p.seen_se,
             p.seen_low,
             p.seen_high,
             p.unseen,
