@@ -486,11 +486,18 @@ def simulate_regret(
     noise_std: float = 0.1,
     alpha: float = 1.0,
     ridge: float = 1.0,
+    slate: int = 1,
+    nominate: int = 1,
 ) -> dict[str, np.ndarray]:
     """Per-round regret of single-stage, naive and synchronised two-stage LinUCB.
 
     Each seed draws an instance (:func:`make_instance`) and one noise sequence shared by
-    the three systems; the runs are vmapped over seeds.
+    the three systems; the runs are vmapped over seeds. With ``slate = K > 1`` every
+    system serves ``K`` arms a round (single-stage: the ``K`` arms of highest UCB;
+    two-stage: each nominator nominates its ``nominate`` arms of highest UCB and the
+    ranker serves the ``K`` nominees of highest UCB) and the regret is the slate regret
+    against the best ``K`` arms (module docstring). ``slate = nominate = 1`` is the
+    one-arm system, with the same draws as before slates existed.
 
     Args:
         key: PRNG key.
@@ -500,14 +507,25 @@ def simulate_regret(
         noise_std: σ.
         alpha: UCB width.
         ridge: λ.
+        slate: ``K``, arms served a round (one noise draw per slate position).
+        nominate: ``k``, arms each nominator nominates a round.
 
     Returns:
-        ``{"single", "naive", "sync"}`` -> ``(n_seeds, T)`` per-round regret arrays.
+        ``{"single", "naive", "sync"}`` -> ``(n_seeds, T)`` per-round (slate) regret arrays.
 
     Raises:
         ValueError, TypeError: a count below 1 (``warm_start`` below 0), a negative or
-            non-finite ``noise_std`` / ``alpha``, a ``ridge`` that is not positive, or an
-            instance :func:`make_instance` rejects.
+            non-finite ``noise_std`` / ``alpha``, a ``ridge`` that is not positive, an
+            instance :func:`make_instance` rejects, ``nominate`` above the pool size
+            ``n_arms / n_pools``, or ``slate`` above the ``n_pools * nominate`` nominees.
+
+    Example:
+        >>> import jax
+        >>> r = simulate_regret(jax.random.key(0), n_seeds=2, rounds=20, n_arms=12, dim=4,
+        ...                     n_pools=3, nominator_dim=2, warm_start=5, slate=2,
+        ...                     nominate=2)
+        >>> sorted(r), r["sync"].shape
+        (['naive', 'single', 'sync'], (2, 20))
     """
     for name, value in [
         ("n_seeds", n_seeds),
@@ -516,12 +534,23 @@ def simulate_regret(
         ("dim", dim),
         ("n_pools", n_pools),
         ("nominator_dim", nominator_dim),
+        ("slate", slate),
+        ("nominate", nominate),
     ]:
         require_int(value, name, min=1)
     require_int(warm_start, "warm_start", min=0)
     require_float(noise_std, "noise_std", min=0)
     require_float(alpha, "alpha", min=0)
     require_float(ridge, "ridge", min=0, min_open=True)
+    if n_arms % n_pools == 0 and nominate > n_arms // n_pools:
+        raise ValueError(
+            f"nominate={nominate} exceeds the pool size n_arms / n_pools = {n_arms // n_pools}"
+        )
+    if slate > n_pools * nominate:
+        raise ValueError(
+            f"slate={slate} exceeds the {n_pools * nominate} arms nominated a round "
+            f"(n_pools={n_pools} x nominate={nominate})"
+        )
     instance = dict(
         n_arms=n_arms,
         dim=dim,
@@ -530,31 +559,43 @@ def simulate_regret(
         warm_start=warm_start,
         shared_features=shared_features,
     )
+    keys = jax.random.split(key, n_seeds)
+    insts = _instances(keys, tuple(instance.items()))
     single, naive, synced = _simulate(
-        key, n_seeds, rounds, tuple(instance.items()), noise_std, alpha, ridge
+        keys, insts, noise_std, alpha, ridge, rounds=rounds, slate=slate, nominate=nominate
     )
     return {"single": np.asarray(single), "naive": np.asarray(naive), "sync": np.asarray(synced)}
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
-def _simulate(key, n_seeds, rounds, instance, noise_std, alpha, ridge):
-    """:func:`simulate_regret`'s vmapped runs; ``instance`` is a tuple of
-    :func:`make_instance` keyword items (hashable, so static under jit)."""
-    instance = dict(instance)
-    warm_start = instance["warm_start"]
-    keys = jax.random.split(key, n_seeds)
+@functools.partial(jax.jit, static_argnums=(1,))
+def _instances(keys, instance):
+    """One :func:`make_instance` per seed key (vmapped); ``instance`` is a tuple of its
+    keyword items (hashable, so static). Compiled apart from the runs, so settings that
+    share the instances (e.g. slate sizes) share this program."""
+    return jax.vmap(lambda k: make_instance(jax.random.split(k, 3)[0], **dict(instance)))(keys)
 
-    def one(k):
-        ki, kn, kw = jax.random.split(k, 3)
-        inst = make_instance(ki, **instance)
-        noise = noise_std * jax.random.normal(kn, (rounds,))
-        wnoise = noise_std * jax.random.normal(kw, (warm_start,))
+
+@functools.partial(jax.jit, static_argnames=("rounds", "slate", "nominate"))
+def _simulate(keys, insts, noise_std, alpha, ridge, *, rounds, slate, nominate):
+    """:func:`simulate_regret`'s runs, vmapped over seeds (``keys`` and ``insts``)."""
+
+    def one(k, inst):
+        _, kn, kw = jax.random.split(k, 3)
+        # (T,) for the one-arm system (its draws predate slates), else (T, K)
+        noise = noise_std * jax.random.normal(kn, (rounds,) if slate == 1 else (rounds, slate))
+        wnoise = noise_std * jax.random.normal(kw, inst.warm_arms.shape)
         _, single = run_linucb(inst.features, inst.theta, noise, alpha=alpha, ridge=ridge)
         both = jax.vmap(
             lambda flag: run_two_stage(
-                inst, noise, sync=flag, alpha=alpha, ridge=ridge, warm_noise=wnoise
+                inst,
+                noise,
+                sync=flag,
+                alpha=alpha,
+                ridge=ridge,
+                warm_noise=wnoise,
+                nominate=nominate,
             )[1]
         )(jnp.array([False, True]))
         return single, both[0], both[1]
 
-    return jax.vmap(one)(keys)
+    return jax.vmap(one)(keys, insts)
