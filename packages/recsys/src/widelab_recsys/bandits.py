@@ -21,11 +21,16 @@ mean and variance for that arm equal the ranker's (the KL projection of the pape
 Sec. 3): ``w = (v_j - v_R)/(v_j v_R)``, ``y = m_j + (m_R - m_j)(1 + w v_j)/(w v_j)``,
 i.e. ``c = (v_j - v_R)/v_j²`` and ``c (y - m_j) = (m_R - m_j)/v_j`` above.
 
-*Slates* (the two-stage bandit of Hron, Krauth, Jordan & Kilbertus 2021, "On component
-interactions in two-stage recommender systems"): each nominator nominates its ``k`` arms
-of highest UCB, the ranker serves the ``K`` nominees of highest UCB as a slate, and every
-served arm's reward is observed (semi-bandit feedback). The slate's expected reward is
-the sum of its arms' ``x_a·θ*``; slate regret is measured against the best slate of size
+*Slates*: each nominator nominates its ``k`` arms of highest UCB, the ranker serves the
+``K`` nominees of highest UCB as a slate, and every served arm's reward is observed
+(semi-bandit feedback). This is the two-stage system as Hron, Krauth, Jordan & Kilbertus
+describe it in the introduction of "On component interactions in two-stage recommender
+systems" (NeurIPS 2021): nominators preselect a small set of candidates from their pools,
+the ranker narrows them down and serves them. Their text beyond abstract and
+introduction, and the slate rules of their experiments, were not available to check
+here, so the rules below (additive slate reward, semi-bandit feedback, order of updates
+and of synchronisation) are this module's choices and no equation of theirs is cited.
+The slate's expected reward is the sum of its arms' ``x_a·θ*``; slate regret is measured against the best slate of size
 ``K`` over all arms, ``Σ_{top K} x_a·θ* - Σ_{a ∈ slate} x_a·θ*``. The ranker adds the ``K``
 observations in slate order, a nominator those of its own arms (every served arm with
 ``share_feedback``); with synchronisation, each nominator then takes one
