@@ -525,12 +525,15 @@ def simulate_regret(
             ``n_arms / n_pools``, or ``slate`` above the ``n_pools * nominate`` nominees.
 
     Example:
+        ``simulate_regret(jax.random.key(0), n_seeds=16, rounds=1000, slate=3)`` gives the
+        report's slate curves (``{"single", "naive", "sync"}``, each ``(16, 1000)``). A
+        slate needs enough nominees, checked before anything is compiled:
+
         >>> import jax
-        >>> r = simulate_regret(jax.random.key(0), n_seeds=2, rounds=20, n_arms=12, dim=4,
-        ...                     n_pools=3, nominator_dim=2, warm_start=5, slate=2,
-        ...                     nominate=2)
-        >>> sorted(r), r["sync"].shape
-        (['naive', 'single', 'sync'], (2, 20))
+        >>> simulate_regret(jax.random.key(0), n_arms=12, n_pools=3, slate=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: slate=4 exceeds the 3 arms nominated a round (n_pools=3 x nominate=1)
     """
     for name, value in [
         ("n_seeds", n_seeds),
