@@ -107,3 +107,11 @@ def test_any_repeated_item_is_an_error(case, data):
     rec[row, dst] = rec[row, src]
     with pytest.raises(ValueError, match="more than once"):
         ndcg_at_k(rec, test)
+
+
+@pytest.mark.parametrize("allocations", [(), ("random", "planted")])
+def test_pool_allocation_study_allocations(allocations):
+    from widelab_recsys import pool_allocation_study
+
+    with pytest.raises(ValueError, match="allocations must be a non-empty subset"):
+        pool_allocation_study(allocations=allocations)

@@ -93,8 +93,11 @@ def test_shared_features_and_feedback_reproduce_single_stage():
         inst = inst._replace(features=inst.features * jnp.linspace(0.8, 1.2, 40)[:, None])
         noise = 0.3 * jax.random.normal(jax.random.key(3), (300,))
         single, _ = run_linucb(inst.features, inst.theta, noise)
-        for sync in (False, True):
-            two, _ = run_two_stage(inst, noise, sync=sync, share_feedback=True)
+        # naive and synchronised in one compiled program (a traced sync flag)
+        both = jax.vmap(lambda f: run_two_stage(inst, noise, sync=f, share_feedback=True)[0])(
+            jnp.array([False, True])
+        )
+        for two in both:
             np.testing.assert_array_equal(np.asarray(two), np.asarray(single))
         naive_own, _ = run_two_stage(inst, noise, sync=False)
         assert not np.array_equal(np.asarray(naive_own), np.asarray(single))

@@ -21,11 +21,16 @@ mean and variance for that arm equal the ranker's (the KL projection of the pape
 Sec. 3): ``w = (v_j - v_R)/(v_j v_R)``, ``y = m_j + (m_R - m_j)(1 + w v_j)/(w v_j)``,
 i.e. ``c = (v_j - v_R)/v_j²`` and ``c (y - m_j) = (m_R - m_j)/v_j`` above.
 
-*Slates* (the two-stage bandit of Hron, Krauth, Jordan & Kilbertus 2021, "On component
-interactions in two-stage recommender systems"): each nominator nominates its ``k`` arms
-of highest UCB, the ranker serves the ``K`` nominees of highest UCB as a slate, and every
-served arm's reward is observed (semi-bandit feedback). The slate's expected reward is
-the sum of its arms' ``x_a·θ*``; slate regret is measured against the best slate of size
+*Slates*: each nominator nominates its ``k`` arms of highest UCB, the ranker serves the
+``K`` nominees of highest UCB as a slate, and every served arm's reward is observed
+(semi-bandit feedback). This is the two-stage system as Hron, Krauth, Jordan & Kilbertus
+describe it in the introduction of "On component interactions in two-stage recommender
+systems" (NeurIPS 2021): nominators preselect a small set of candidates from their pools,
+the ranker narrows them down and serves them. Their text beyond abstract and
+introduction, and the slate rules of their experiments, were not available to check
+here, so the rules below (additive slate reward, semi-bandit feedback, order of updates
+and of synchronisation) are this module's choices and no equation of theirs is cited.
+The slate's expected reward is the sum of its arms' ``x_a·θ*``; slate regret is measured against the best slate of size
 ``K`` over all arms, ``Σ_{top K} x_a·θ* - Σ_{a ∈ slate} x_a·θ*``. The ranker adds the ``K``
 observations in slate order, a nominator those of its own arms (every served arm with
 ``share_feedback``); with synchronisation, each nominator then takes one
@@ -486,11 +491,18 @@ def simulate_regret(
     noise_std: float = 0.1,
     alpha: float = 1.0,
     ridge: float = 1.0,
+    slate: int = 1,
+    nominate: int = 1,
 ) -> dict[str, np.ndarray]:
     """Per-round regret of single-stage, naive and synchronised two-stage LinUCB.
 
     Each seed draws an instance (:func:`make_instance`) and one noise sequence shared by
-    the three systems; the runs are vmapped over seeds.
+    the three systems; the runs are vmapped over seeds. With ``slate = K > 1`` every
+    system serves ``K`` arms a round (single-stage: the ``K`` arms of highest UCB;
+    two-stage: each nominator nominates its ``nominate`` arms of highest UCB and the
+    ranker serves the ``K`` nominees of highest UCB) and the regret is the slate regret
+    against the best ``K`` arms (module docstring). ``slate = nominate = 1`` is the
+    one-arm system, with the same draws as before slates existed.
 
     Args:
         key: PRNG key.
@@ -500,14 +512,28 @@ def simulate_regret(
         noise_std: σ.
         alpha: UCB width.
         ridge: λ.
+        slate: ``K``, arms served a round (one noise draw per slate position).
+        nominate: ``k``, arms each nominator nominates a round.
 
     Returns:
-        ``{"single", "naive", "sync"}`` -> ``(n_seeds, T)`` per-round regret arrays.
+        ``{"single", "naive", "sync"}`` -> ``(n_seeds, T)`` per-round (slate) regret arrays.
 
     Raises:
         ValueError, TypeError: a count below 1 (``warm_start`` below 0), a negative or
-            non-finite ``noise_std`` / ``alpha``, a ``ridge`` that is not positive, or an
-            instance :func:`make_instance` rejects.
+            non-finite ``noise_std`` / ``alpha``, a ``ridge`` that is not positive, an
+            instance :func:`make_instance` rejects, ``nominate`` above the pool size
+            ``n_arms / n_pools``, or ``slate`` above the ``n_pools * nominate`` nominees.
+
+    Example:
+        ``simulate_regret(jax.random.key(0), n_seeds=16, rounds=1000, slate=3)`` gives the
+        report's slate curves (``{"single", "naive", "sync"}``, each ``(16, 1000)``). A
+        slate needs enough nominees, checked before anything is compiled:
+
+        >>> import jax
+        >>> simulate_regret(jax.random.key(0), n_arms=12, n_pools=3, slate=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: slate=4 exceeds the 3 arms nominated a round (n_pools=3 x nominate=1)
     """
     for name, value in [
         ("n_seeds", n_seeds),
@@ -516,12 +542,23 @@ def simulate_regret(
         ("dim", dim),
         ("n_pools", n_pools),
         ("nominator_dim", nominator_dim),
+        ("slate", slate),
+        ("nominate", nominate),
     ]:
         require_int(value, name, min=1)
     require_int(warm_start, "warm_start", min=0)
     require_float(noise_std, "noise_std", min=0)
     require_float(alpha, "alpha", min=0)
     require_float(ridge, "ridge", min=0, min_open=True)
+    if n_arms % n_pools == 0 and nominate > n_arms // n_pools:
+        raise ValueError(
+            f"nominate={nominate} exceeds the pool size n_arms / n_pools = {n_arms // n_pools}"
+        )
+    if slate > n_pools * nominate:
+        raise ValueError(
+            f"slate={slate} exceeds the {n_pools * nominate} arms nominated a round "
+            f"(n_pools={n_pools} x nominate={nominate})"
+        )
     instance = dict(
         n_arms=n_arms,
         dim=dim,
@@ -530,31 +567,43 @@ def simulate_regret(
         warm_start=warm_start,
         shared_features=shared_features,
     )
+    keys = jax.random.split(key, n_seeds)
+    insts = _instances(keys, tuple(instance.items()))
     single, naive, synced = _simulate(
-        key, n_seeds, rounds, tuple(instance.items()), noise_std, alpha, ridge
+        keys, insts, noise_std, alpha, ridge, rounds=rounds, slate=slate, nominate=nominate
     )
     return {"single": np.asarray(single), "naive": np.asarray(naive), "sync": np.asarray(synced)}
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
-def _simulate(key, n_seeds, rounds, instance, noise_std, alpha, ridge):
-    """:func:`simulate_regret`'s vmapped runs; ``instance`` is a tuple of
-    :func:`make_instance` keyword items (hashable, so static under jit)."""
-    instance = dict(instance)
-    warm_start = instance["warm_start"]
-    keys = jax.random.split(key, n_seeds)
+@functools.partial(jax.jit, static_argnums=(1,))
+def _instances(keys, instance):
+    """One :func:`make_instance` per seed key (vmapped); ``instance`` is a tuple of its
+    keyword items (hashable, so static). Compiled apart from the runs, so settings that
+    share the instances (e.g. slate sizes) share this program."""
+    return jax.vmap(lambda k: make_instance(jax.random.split(k, 3)[0], **dict(instance)))(keys)
 
-    def one(k):
-        ki, kn, kw = jax.random.split(k, 3)
-        inst = make_instance(ki, **instance)
-        noise = noise_std * jax.random.normal(kn, (rounds,))
-        wnoise = noise_std * jax.random.normal(kw, (warm_start,))
+
+@functools.partial(jax.jit, static_argnames=("rounds", "slate", "nominate"))
+def _simulate(keys, insts, noise_std, alpha, ridge, *, rounds, slate, nominate):
+    """:func:`simulate_regret`'s runs, vmapped over seeds (``keys`` and ``insts``)."""
+
+    def one(k, inst):
+        _, kn, kw = jax.random.split(k, 3)
+        # (T,) for the one-arm system (its draws predate slates), else (T, K)
+        noise = noise_std * jax.random.normal(kn, (rounds,) if slate == 1 else (rounds, slate))
+        wnoise = noise_std * jax.random.normal(kw, inst.warm_arms.shape)
         _, single = run_linucb(inst.features, inst.theta, noise, alpha=alpha, ridge=ridge)
         both = jax.vmap(
             lambda flag: run_two_stage(
-                inst, noise, sync=flag, alpha=alpha, ridge=ridge, warm_noise=wnoise
+                inst,
+                noise,
+                sync=flag,
+                alpha=alpha,
+                ridge=ridge,
+                warm_noise=wnoise,
+                nominate=nominate,
             )[1]
         )(jnp.array([False, True]))
         return single, both[0], both[1]
 
-    return jax.vmap(one)(keys)
+    return jax.vmap(one)(keys, insts)

@@ -134,6 +134,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     bd.add_argument("--nominator-dim", type=positive_int, default=5)
     bd.add_argument("--warm-start", type=nonnegative_int, default=200)
     bd.add_argument("--shared-features", action="store_true")
+    bd.add_argument(
+        "--slate", type=positive_int, default=1, help="K, arms served a round (slate regret)"
+    )
+    bd.add_argument(
+        "--nominate", type=positive_int, default=1, help="k, arms each nominator nominates"
+    )
     bd.add_argument("--seed", type=nonnegative_int, default=0)
     bd.add_argument("--json", help="also write the regret curves to this JSON file")
 
@@ -214,7 +220,10 @@ def _bandit(args) -> int:
         nominator_dim=args.nominator_dim,
         warm_start=args.warm_start,
         shared_features=args.shared_features,
+        slate=args.slate,
+        nominate=args.nominate,
     )
+    print(f"slates of K = {args.slate} arms, {args.nominate} nominated per nominator a round")
     tenth = max(1, args.rounds // 10)
     print(f"{'system':<8} {'cum. regret':>12} {'first 10%':>10} {'last 10%':>10}")
     for name, reg in r.items():

@@ -106,6 +106,7 @@ def pool_allocation_study(
     ranker_epochs: int = 20,
     seed: int = 0,
     progress=None,
+    allocations=("random", "kmeans", "learned"),
 ) -> dict:
     """Study 2: random vs. k-means vs. learned (MoE) pools with low-capacity nominators.
 
@@ -124,15 +125,23 @@ def pool_allocation_study(
         ranker_epochs: ranker epochs.
         seed: seed.
         progress: optional callable wrapping an iterable (e.g. a tqdm bar).
+        allocations: which of ``random``, ``kmeans``, ``learned`` to fit (each fits a
+            two-stage system), in this order.
 
     Returns:
         ``{"metrics": {allocation: RankingMetrics}, "ari": {...}, "completeness": {...},
-        "pools": {allocation: array}, "recommended": {allocation: (n_users, k) ids}}``;
-        allocations are ``random``, ``kmeans``,
-        ``learned`` and, with planted data, ``planted``. ``ari`` is the adjusted Rand index
-        against the planted groups (Hubert & Arabie 1985) and ``completeness`` is 1 when
-        every planted group lies inside one pool (Rosenberg & Hirschberg 2007).
+        "pools": {allocation: array}, "recommended": {allocation: (n_users, k) ids}}``
+        over the requested allocations. ``ari`` (planted data only) is the adjusted Rand
+        index against the planted groups (Hubert & Arabie 1985) and ``completeness`` is 1
+        when every planted group lies inside one pool (Rosenberg & Hirschberg 2007).
+
+    Raises:
+        ValueError: for an empty ``allocations`` or an unknown name in it.
     """
+    known = ("random", "kmeans", "learned")
+    allocations = tuple(allocations)
+    if not allocations or any(a not in known for a in allocations):
+        raise ValueError(f"allocations must be a non-empty subset of {known}; got {allocations}")
     from sklearn.metrics import adjusted_rand_score, completeness_score
 
     from .features import svd_features
@@ -145,19 +154,22 @@ def pool_allocation_study(
     else:
         train, test, planted = data.train, data.test, data.item_group
     fu, gi = svd_features(train, 8, seed=seed)
-    allocs = {
-        "random": random_pools(train.shape[1], n_pools, seed=seed),
-        "kmeans": kmeans_pools(gi, n_pools, seed=seed),
-        "learned": learn_pools(
-            train,
-            n_pools,
-            user_features=fu,
-            item_features=gi,
-            rank=rank,
-            epochs=moe_epochs,
-            seed=seed,
-        ).pools,
+    make = {
+        "random": lambda: random_pools(train.shape[1], n_pools, seed=seed),
+        "kmeans": lambda: kmeans_pools(gi, n_pools, seed=seed),
+        "learned": lambda: (
+            learn_pools(
+                train,
+                n_pools,
+                user_features=fu,
+                item_features=gi,
+                rank=rank,
+                epochs=moe_epochs,
+                seed=seed,
+            ).pools
+        ),
     }
+    allocs = {name: make[name]() for name in known if name in allocations}
     wrap = progress or (lambda it: it)
     metrics, ari, comp, recommended = {}, {}, {}, {}
     for name in wrap(list(allocs)):

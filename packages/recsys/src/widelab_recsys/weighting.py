@@ -1,8 +1,10 @@
 """Importance weights for nominator training from the ranker's policy.
 
 Off-policy two-stage training (Ma et al., "Off-policy learning in two-stage recommender
-systems", WWW 2020), the baseline of Hron, Krauth, Jordan & Kilbertus (2021, Sec. 4):
-instead of fitting each nominator to every observed interaction alike, weight the
+systems", WWW 2020), the baseline Hron, Krauth, Jordan & Kilbertus describe in the
+abstract of "Exploration in two-stage recommender systems" (2020) as "a nominator
+training objective importance weighted by the ranker's probability of recommending each
+item": instead of fitting each nominator to every observed interaction alike, weight the
 interaction ``(u, i)`` by the ranker's probability of recommending ``i`` to ``u``,
 
     π_R(i | u) = exp(s_R(u, i) / τ) / Σ_j exp(s_R(u, j) / τ),
@@ -12,6 +14,32 @@ nominator then spends its capacity on the items the ranker would serve. The weig
 rescaled to mean 1 over the observed pairs, so an ALS confidence or a learning rate keeps
 its scale; the multinomial loss of a softmax nominator becomes
 ``L = -Σ_u Σ_i w_ui y_ui log softmax_i(s(u, ·)) / Σ_ui w_ui y_ui``.
+
+How this relates to Ma et al.'s two-stage objective ("2-IPS"). Their text beyond the
+abstract was not available to check here, so no equation number is cited; what follows
+is read from the authors' public implementation of 2-IPS (MovieLens experiments). There,
+the nominator is a softmax policy ``π_θ`` trained on logged actions ``a`` with logging
+propensities ``β(a | u)``, and the log-likelihood of each logged action is weighted by
+(i) the clipped, batch-mean-normalised ratio ``π_θ(a | u) / β(a | u)`` and (ii) the
+ranker's softmax probability of ``a`` *within a candidate set*: sets of candidates are
+drawn from ``π_θ`` itself (``a`` added), and (ii) is the average over those sets of
+``exp s_R(u, a) / Σ_{j ∈ C ∪ {a}} exp s_R(u, j)``; both factors are recomputed as ``π_θ``
+trains (held constant in the gradient). This module keeps the factor the issue and
+Hron et al. name, the ranker's probability of recommending the item, and simplifies it:
+
+* the softmax runs over the whole catalogue instead of nominated candidate sets (per
+  user, the ratio of two items' weights is the same, ``exp((s_R(u,i) - s_R(u,j))/τ)``;
+  the users' relative total weights differ);
+* the weights are computed once, from the fitted ranker, before the nominators are
+  trained (no dependence on ``π_θ``), so every nominator family (ALS included) can use
+  them;
+* there is no logging-propensity factor: the interactions here are not logged by a known
+  policy;
+* ``τ`` tempers the ranker's softmax (in the authors' code a temperature tempers the
+  sampling of candidate sets instead).
+
+The mean-1 rescaling over the observed pairs matches the normalisation of the IPS factor
+there.
 """
 
 from __future__ import annotations
