@@ -34,7 +34,14 @@ import optax
 from widelab_core.command import atomic_write
 
 from .corpus import FactStream
-from .model import FAST_COMPILE, LMConfig, flops_per_token, init_lm, next_token_loss
+from .model import (
+    FAST_COMPILE,
+    LMConfig,
+    flops_per_token,
+    init_lm,
+    next_token_loss,
+    peak_flops,
+)
 from .parallel import constrain, data_mesh, fsdp_sharding, to_host, to_mesh
 
 CHECKPOINT = "checkpoint.npz"
@@ -353,40 +360,6 @@ def _load_checkpoint(path, template: TrainState) -> TrainState:
         key = jax.random.wrap_key_data(jnp.asarray(z["key"]))
     params, opt_state = jax.tree.unflatten(treedef, leaves)
     return TrainState(params, opt_state, meta["step"], key, tuple(meta["cursor"]))
-
-
-# ---------------------------------------------------------------------------
-# Throughput
-
-
-_GPU_PEAK = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "l4": 121e12, "v100": 125e12}
-
-
-def peak_flops(device: jax.Device | None = None) -> float:
-    """Peak FLOP/s used for MFU.
-
-    ``WIDELAB_PEAK_FLOPS`` overrides. GPUs: dense bf16 tensor-core peak by device
-    kind. CPUs: ``cores * clock * 32`` (two 8-wide float32 FMA units per core).
-    """
-    env = os.environ.get("WIDELAB_PEAK_FLOPS")
-    if env:
-        return float(env)
-    device = device or jax.devices()[0]
-    kind = device.device_kind.lower()
-    if device.platform == "gpu":
-        for k, v in _GPU_PEAK.items():
-            if k in kind:
-                return v
-        return 100e12
-    ghz = 2.5
-    try:
-        with open("/proc/cpuinfo") as f:
-            mhz = [float(ln.split(":")[1]) for ln in f if ln.startswith("cpu MHz")]
-        ghz = max(mhz) / 1000 if mhz else ghz
-    except OSError:  # pragma: no cover - non-Linux
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return float(cores or 1) * ghz * 1e9 * 32.0
 
 
 # ---------------------------------------------------------------------------
