@@ -131,10 +131,11 @@ def test_sharded_parameters_repeat_the_replicated_run(one_device, eight_devices,
     # arrays without such an axis (the optimizer's step counts) are replicated
     assert [x.shape for x in leaves if x.sharding.is_fully_replicated] == [()] * 2
     # Both runs split each batch over the same 8 devices and compute the same sums; only
-    # where the float32 partial sums of the gradients meet differs (reduce-scatter onto
-    # the weight shards instead of one all-reduce), ~1 ulp (6e-8 relative) per sum. Over
-    # 6 Adam steps 1e-5 relative (~80 ulp) bounds it and is a thousand times below the
-    # per-step loss change (~1e-2) that a misplaced or unreduced shard shows.
+    # how XLA groups and orders the float32 partial sums of the gradients differs (one
+    # per-array cross-device sum per gradient instead of one combined all-reduce, then
+    # the weights gathered back), ~1 ulp (6e-8 relative) per sum. Over 6 Adam steps
+    # 1e-5 relative (~80 ulp) bounds it (seen: 1.2e-7) and lies a thousand times below
+    # the per-step loss change (~1e-2) that a misplaced or unreduced shard shows.
     np.testing.assert_allclose(shd.losses, rep.losses, rtol=1e-5)
     # checkpoints keep the replicated run's layout: the gathered arrays, same names/shapes
     with np.load(shd_dir / "checkpoint.npz") as a, np.load(rep_dir / "checkpoint.npz") as b:

@@ -41,8 +41,9 @@ def fsdp_sharding(tree, mesh: jax.sharding.Mesh):
     parameter and of its optimizer moments (the moments have the parameter's shape, so
     they are split alike), as in ZeRO stage 3 (Rajbhandari et al. 2020, Sec. 5) /
     fully sharded data parallelism. A compiled step on arrays placed this way lets
-    GSPMD (Xu et al. 2021) insert the all-gathers of the weights and the
-    reduce-scatters of the gradients.
+    GSPMD (Xu et al. 2021) insert the collectives: all-gathers of the weights and
+    cross-device sums of the gradients, each device keeping its own slice (the CPU
+    back end compiles the sums as all-reduces).
 
     Args:
         tree: a pytree of arrays (or anything with a ``shape``).

@@ -429,7 +429,7 @@ def train(
             parallelism: each array's largest axis divisible by the device count is
             split, arrays without one are replicated; see
             :func:`~widelab_lm_hallucination.parallel.fsdp_sharding`); the compiled step
-            gathers the weights and reduce-scatters the gradients. Checkpoints keep the
+            gathers the weights and sums the gradients onto the slices. Checkpoints keep the
             same layout (gathered to the host), so a run may resume sharded from a
             replicated checkpoint and the other way round. No effect on one device.
             Over several processes, SIGINT is not caught (a checkpoint needs every
