@@ -80,6 +80,29 @@ def test_bad_inputs_exit_with_clear_errors(tmp_path, capsys):
     dist = ["--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "2"]
     assert _run(["train", *dist, *out]) == 2
     assert "--process-id must be below --num-processes=2, got 2" in capsys.readouterr().err
+    # --shard-params needs several devices to split over
+    assert _run(["train", "--shard-params", *out]) == 2
+    assert "--shard-params splits the parameters" in capsys.readouterr().err
+
+
+def test_shard_params_reaches_train(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    import jax
+
+    train_module = importlib.import_module("widelab_lm_hallucination.train")
+    seen = {}
+
+    def fake_train(cfg, tc, stream, **kw):  # the plumbing only: no training
+        seen.update(kw)
+        state = train_module.TrainState(None, None, 0, None, (0, 0))
+        return train_module.TrainResult(state, [], 0.0, 0.0)
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    out = ["--out", str(tmp_path / "r"), "--entities", "12"]
+    assert _run(["train", "--data-parallel", "--shard-params", *TINY, *out]) == 0
+    assert seen["shard_params"] and seen["devices"] == jax.local_devices()
+    assert f"{len(jax.local_devices())} devices; parameters sharded;" in capsys.readouterr().out
 
 
 TINY = ["--d-model", "16", "--heads", "2", "--layers", "1", "--seq-len", "48"]

@@ -76,6 +76,7 @@ from .model import (
     size_family,
     transformer,
 )
+from .parallel import data_mesh, fsdp_sharding, leaf_spec
 from .runs import Run, check_outputs, load_run, read_run_json, resume_run, save_run
 from .selftrain import RestConfig, evaluate_queries, rest_em
 from .studies import (
@@ -136,6 +137,9 @@ __all__ = [
     "UnknownTokenError",
     "__version__",
     "auroc",
+    "data_mesh",
+    "fsdp_sharding",
+    "leaf_spec",
     "average_precision",
     "bootstrap_ci",
     "chinchilla_compute",

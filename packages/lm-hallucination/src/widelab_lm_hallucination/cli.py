@@ -57,6 +57,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-parallel", action="store_true", help="split each batch over all local devices"
     )
+    p.add_argument(
+        "--shard-params",
+        action="store_true",
+        help="split parameters and optimizer state over the devices (with --data-parallel "
+        "or the multi-host flags) instead of replicating them",
+    )
     p.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 weights")
     p.add_argument("--extend", action="store_true", help="allow more --steps than the run recorded")
     p.add_argument(
@@ -246,8 +252,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         where = ""
         if jax.process_count() > 1:
             where = f"process {jax.process_index()} of {jax.process_count()}; "
+        where += f"{len(devices or [0])} devices; "
+        if args.shard_params:
+            where += "parameters sharded; "
         print(
-            f"{where}{len(devices or [0])} devices; {len(split.train)} training facts; "
+            f"{where}{len(split.train)} training facts; "
             f"{param_counts(cfg)['non_embedding']} non-embedding parameters"
         )
         res = train(
@@ -258,6 +267,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             resume=not args.no_resume,
             progress=writer and sys.stderr.isatty(),
             devices=devices,
+            shard_params=args.shard_params,
         )
         last = res.losses[-1] if res.losses else float("nan")
         print(
@@ -345,6 +355,11 @@ def _train_devices(args: argparse.Namespace) -> list | None:
         "--process-id": args.process_id,
     }
     if not args.distributed and all(v is None for v in given.values()):
+        if args.shard_params and not args.data_parallel:
+            raise ValueError(
+                "--shard-params splits the parameters over several devices: add "
+                "--data-parallel (all local devices) or the multi-host flags"
+            )
         return jax.local_devices() if args.data_parallel else None
     missing = [k for k, v in given.items() if v is None]
     if not args.distributed and missing:

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -239,3 +240,37 @@ def next_token_loss(
     if answer_only:
         w = w * answer_mask(rows)[:, 1:].astype(jnp.float32)
     return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+# ---------------------------------------------------------------------------
+# Throughput
+
+
+_GPU_PEAK = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "l4": 121e12, "v100": 125e12}
+
+
+def peak_flops(device: jax.Device | None = None) -> float:
+    """Peak FLOP/s used for MFU.
+
+    ``WIDELAB_PEAK_FLOPS`` overrides. GPUs: dense bf16 tensor-core peak by device
+    kind. CPUs: ``cores * clock * 32`` (two 8-wide float32 FMA units per core).
+    """
+    env = os.environ.get("WIDELAB_PEAK_FLOPS")
+    if env:
+        return float(env)
+    device = device or jax.devices()[0]
+    kind = device.device_kind.lower()
+    if device.platform == "gpu":
+        for k, v in _GPU_PEAK.items():
+            if k in kind:
+                return v
+        return 100e12
+    ghz = 2.5
+    try:
+        with open("/proc/cpuinfo") as f:
+            mhz = [float(ln.split(":")[1]) for ln in f if ln.startswith("cpu MHz")]
+        ghz = max(mhz) / 1000 if mhz else ghz
+    except OSError:  # pragma: no cover - non-Linux
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return float(cores or 1) * ghz * 1e9 * 32.0

@@ -34,7 +34,15 @@ import optax
 from widelab_core.command import atomic_write
 
 from .corpus import FactStream
-from .model import FAST_COMPILE, LMConfig, flops_per_token, init_lm, next_token_loss
+from .model import (
+    FAST_COMPILE,
+    LMConfig,
+    flops_per_token,
+    init_lm,
+    next_token_loss,
+    peak_flops,
+)
+from .parallel import constrain, data_mesh, fsdp_sharding, to_host, to_mesh
 
 CHECKPOINT = "checkpoint.npz"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.npz"
@@ -197,7 +205,11 @@ def _static(tc: TrainConfig) -> TrainConfig:
 
 
 @functools.lru_cache(maxsize=32)
-def _make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int):
+def _make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int, mesh=None):
+    """The compiled step; with a ``mesh``, the new parameters and optimizer state keep
+    :func:`~widelab_lm_hallucination.parallel.fsdp_sharding`'s layout (the layout of
+    the donated inputs, so their buffers are reused)."""
+
     def step(params, opt_state, rows, key, sched):
         answer_only = tc.loss_on == "answer"
         dtype = jnp.dtype(tc.compute_dtype)
@@ -209,12 +221,13 @@ def _make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int):
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, optax.tree.norm(grads)
+        params, opt_state = constrain((optax.apply_updates(params, updates), opt_state), mesh)
+        return params, opt_state, loss, optax.tree.norm(grads)
 
     return jax.jit(step, donate_argnums=(0, 1))
 
 
-def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
+def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0, mesh=None):
     """A jit-compiled ``step(params, opt_state, rows, key, sched) -> (params, opt_state,
     loss, gnorm)``; ``key`` drives dropout and ``sched`` is :func:`schedule_args` of the
     run's settings.
@@ -223,13 +236,15 @@ def make_train_step(cfg: LMConfig, tc: TrainConfig, pad_id: int = 0):
     (``lr``, ``warmup``, ``steps``, ``min_lr_ratio``) or bookkeeping (``seed``,
     ``batch_size``, ``log_every``, ``checkpoint_every``): a grid of runs of one model
     shape with different epochs compiles its training step once per shape of the rows.
+    With a ``mesh`` (a ``"data"`` mesh), the returned parameters and optimizer state are
+    split as :func:`~widelab_lm_hallucination.parallel.fsdp_sharding` says.
 
     Example:
         >>> # step = make_train_step(cfg, tc)
         >>> # params, opt_state, loss, gnorm = step(params, opt_state, rows, key,
         >>> #                                       schedule_args(tc))
     """
-    return _make_train_step(cfg, _static(tc), pad_id)
+    return _make_train_step(cfg, _static(tc), pad_id, mesh)
 
 
 def init_state(cfg: LMConfig, tc: TrainConfig, params=None) -> TrainState:
@@ -348,40 +363,6 @@ def _load_checkpoint(path, template: TrainState) -> TrainState:
 
 
 # ---------------------------------------------------------------------------
-# Throughput
-
-
-_GPU_PEAK = {"h100": 989e12, "h200": 989e12, "a100": 312e12, "l4": 121e12, "v100": 125e12}
-
-
-def peak_flops(device: jax.Device | None = None) -> float:
-    """Peak FLOP/s used for MFU.
-
-    ``WIDELAB_PEAK_FLOPS`` overrides. GPUs: dense bf16 tensor-core peak by device
-    kind. CPUs: ``cores * clock * 32`` (two 8-wide float32 FMA units per core).
-    """
-    env = os.environ.get("WIDELAB_PEAK_FLOPS")
-    if env:
-        return float(env)
-    device = device or jax.devices()[0]
-    kind = device.device_kind.lower()
-    if device.platform == "gpu":
-        for k, v in _GPU_PEAK.items():
-            if k in kind:
-                return v
-        return 100e12
-    ghz = 2.5
-    try:
-        with open("/proc/cpuinfo") as f:
-            mhz = [float(ln.split(":")[1]) for ln in f if ln.startswith("cpu MHz")]
-        ghz = max(mhz) / 1000 if mhz else ghz
-    except OSError:  # pragma: no cover - non-Linux
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return float(cores or 1) * ghz * 1e9 * 32.0
-
-
-# ---------------------------------------------------------------------------
 # Loop
 
 
@@ -414,6 +395,7 @@ def train(
     callback: Callable[[TrainState, jax.Array], None] | None = None,
     progress: bool = False,
     devices: Sequence[jax.Device] | None = None,
+    shard_params: bool = False,
 ) -> TrainResult:
     """Train a language model on a fact stream.
 
@@ -442,6 +424,16 @@ def train(
             from the stream and transfers only the rows its own devices hold, and only
             process 0 writes ``run_dir`` (every process reads it to resume, so it must
             be on a shared file system).
+        shard_params: with several ``devices``, split the parameters and the optimizer
+            state over them instead of replicating them (fully sharded data
+            parallelism: each array's largest axis divisible by the device count is
+            split, arrays without one are replicated; see
+            :func:`~widelab_lm_hallucination.parallel.fsdp_sharding`); the compiled step
+            gathers the weights and sums the gradients onto the slices. Checkpoints keep the
+            same layout (gathered to the host), so a run may resume sharded from a
+            replicated checkpoint and the other way round. No effect on one device.
+            Over several processes, SIGINT is not caught (a checkpoint needs every
+            process): the run resumes from the last ``checkpoint_every`` checkpoint.
 
     Returns:
         A :class:`TrainResult`.
@@ -487,17 +479,24 @@ def train(
     bar = tqdm(total=end - state.step, disable=not progress, leave=False, desc="train")
     params, opt_state, key, cursor = state.params, state.opt_state, state.key, state.cursor
     put_rows = jnp.asarray
+    shard = shard_params and len(devices) > 1
     if len(devices) > 1:
-        mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
+        mesh = data_mesh(devices)
         replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
         by_row = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-        params, opt_state, sched = _to_mesh((params, opt_state, sched), replicated)
-        key = jax.random.wrap_key_data(_to_mesh(jax.random.key_data(key), replicated))
-        put_rows = lambda rows: _to_mesh(rows, by_row)  # noqa: E731
+        layout = fsdp_sharding((params, opt_state), mesh) if shard else replicated
+        params, opt_state = to_mesh((params, opt_state), layout)
+        sched = to_mesh(sched, replicated)
+        key = jax.random.wrap_key_data(to_mesh(jax.random.key_data(key), replicated))
+        put_rows = lambda rows: to_mesh(rows, by_row)  # noqa: E731
+        if shard:
+            step_fn = make_train_step(cfg, tc, mesh=mesh)
+    # sharded over processes, a checkpoint gathers collectively: every process takes part
+    gather = shard and spans and run_dir is not None
     t_first = None
     first_step = state.step
     tps = mfu = 0.0
-    stop = _SigintFlag(enabled=run_dir is not None)
+    stop = _SigintFlag(enabled=run_dir is not None and not gather)
     with stop:
         for step in range(state.step, end):
             rows, cursor = stream.next_batch(cursor)
@@ -536,26 +535,17 @@ def train(
                 with open(run_dir / METRICS, "a") as f:
                     f.write(json.dumps(line) + "\n")
             due = done == end or (tc.checkpoint_every and done % tc.checkpoint_every == 0)
-            if ckpt is not None and (due or stop.raised):
-                save_checkpoint(ckpt, state, keep_previous=True)
+            if (ckpt is not None or gather) and (due or stop.raised):
+                host = to_host((params, opt_state)) if gather else (params, opt_state)
+                if ckpt is not None:
+                    saved = state._replace(params=host[0], opt_state=host[1])
+                    save_checkpoint(ckpt, saved, keep_previous=True)
             if stop.raised:
                 bar.close()
                 raise TrainingInterrupted(done)
     bar.close()
     host_losses = [float(x) for x in jax.device_get(losses)]
     return TrainResult(state, host_losses, tps, mfu)
-
-
-def _to_mesh(tree, sharding: jax.sharding.Sharding):
-    """Place host values (equal on every process) on a mesh that may span processes:
-    each process transfers only the shards its own devices hold (its rows of a batch
-    sharded by row; a full copy of a replicated value)."""
-
-    def put(x):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-    return jax.tree.map(put, tree)
 
 
 class _SigintFlag:
