@@ -39,11 +39,21 @@ def test_masked_kernels_match_finite_networks_monte_carlo():
             L.Dense(width, b_std=0.7), L.ImageResize((-1, 9, -1), "linear"), L.GlobalAvgPool()
         ),
     }
-    for i, (name, net) in enumerate(nets.items()):
-        _, params = net.init(jax.random.key(i), x.shape)
-        y = np.asarray(net.apply(params, jnp.asarray(x), mask_constant=c), np.float64)
+    xj = jnp.asarray(x, jnp.float32)
+
+    @jax.jit  # one compilation for every network's draw and kernel
+    def draws_and_kernels():
+        out = {}
+        for i, (name, net) in enumerate(nets.items()):
+            _, params = net.init(jax.random.key(i), x.shape)
+            y = net.apply(params, xj, mask_constant=c)
+            k = kernel_fn(net, jit=False)(xj, None, "nngp", mask_constant=c)
+            out[name] = (y, k)
+        return out
+
+    for name, (y, k) in draws_and_kernels().items():
+        y, k = np.asarray(y, np.float64), np.asarray(k, np.float64)
         emp = y @ y.T / width
-        k = np.asarray(kernel_fn(net)(x, None, "nngp", mask_constant=c), np.float64)
         se = np.sqrt((k**2 + np.outer(np.diag(k), np.diag(k))) / width)
         z = np.abs(emp - k) / se
         assert z.max() < 5.0, (name, z.max())
@@ -61,13 +71,21 @@ def test_kernel_output_masks_are_those_of_apply():
         L.ConvLocal(2, (2, 2), (2, 1), "SAME"),
         L.ImageResize((-1, 3, 7, -1), "linear"),
     ]
-    for layer in layers:
-        _, params = layer.init(jax.random.key(0), x1.shape)
-        k = kernel_fn(layer)(x1, x2, None, mask_constant=c)
-        for x, got in ((x1, k.mask1), (x2, k.mask2)):
-            _, want = layer.apply_masked(params, jnp.asarray(x), L.input_mask(x, c), None)
-            np.testing.assert_array_equal(np.asarray(got), np.asarray(want)[..., 0])
-        assert 0 < np.sum(k.mask1) < k.mask1.size, layer
+
+    @jax.jit  # one compilation for every layer's kernel and masked apply
+    def masks(a, b):
+        out = []
+        for layer in layers:
+            _, params = layer.init(jax.random.key(0), a.shape)
+            k = kernel_fn(layer, jit=False)(a, b, None, mask_constant=c)
+            want = [layer.apply_masked(params, x, L.input_mask(x, c), None)[1] for x in (a, b)]
+            out.append(((k.mask1, k.mask2), want))
+        return out
+
+    for layer, (got, want) in zip(layers, masks(x1, x2)):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w)[..., 0])
+        assert 0 < np.sum(got[0]) < got[0].size, layer
 
 
 def test_apply_fn_returns_masked_arrays_and_unmask_fn_zeroes_padding():

@@ -99,12 +99,31 @@ def test_finite_width_matches_kernel_monte_carlo():
     x2d = rng.normal(size=(2, 4, 3, 2))
     x1d = rng.normal(size=(2, 5, 2))
     key = jax.random.key(11)
-    for name, layer in MC_LAYERS.items():
-        x = x1d if "1d" in name else x2d
-        _, params = layer.init(key, x.shape)
-        y = np.asarray(layer.apply(params, x), np.float64)
-        with jax.enable_x64(True):
-            k = np.asarray(kernel_fn(layer, jit=False)(x, None, "nngp", diagonal_spatial=False))
+    inputs = {name: x1d if "1d" in name else x2d for name in MC_LAYERS}
+
+    @jax.jit  # one compilation for every layer's draw
+    def draws(xs):
+        return {
+            name: layer.apply(layer.init(key, xs[name].shape)[1], xs[name])
+            for name, layer in MC_LAYERS.items()
+        }
+
+    with jax.enable_x64(True):
+
+        @jax.jit  # and one for every kernel
+        def kernels(xs):
+            return {
+                name: kernel_fn(layer, jit=False)(xs[name], None, "nngp", diagonal_spatial=False)
+                for name, layer in MC_LAYERS.items()
+            }
+
+        all_k = kernels(inputs)
+    all_y = draws({name: jnp.asarray(x, jnp.float32) for name, x in inputs.items()})
+    for name in MC_LAYERS:
+        x = inputs[name]
+        y = np.asarray(all_y[name], np.float64)
+        k = np.asarray(all_k[name])
+        assert k.dtype == np.float64
         assert k.shape == _empirical_cov(y).shape
         emp = _empirical_cov(y)
         n, sp = x.shape[0], k.shape[2 : 2 + (k.ndim - 2) // 2]

@@ -22,8 +22,14 @@ TINY = dataclasses.replace(
 )
 
 
-def test_study_runs_and_ntk_error_shrinks_with_width():
-    res = run_study(TINY)
+@pytest.fixture(scope="module")
+def tiny_result():
+    """The study on the tiny configuration, run once for the tests of this file."""
+    return run_study(TINY)
+
+
+def test_study_runs_and_ntk_error_shrinks_with_width(tiny_result):
+    res = tiny_result
     assert [r[0] for r in res["rows"]] == ["FC", "CNN"]
     for _, a, b, c in res["rows"]:
         assert 0.0 <= c <= 1.0
@@ -45,11 +51,21 @@ def test_command_validates_arguments(capsys):
     assert "too many" in capsys.readouterr().err
 
 
-def test_report_hook_builds_a_section(monkeypatch, tmp_path):
+def test_report_hook_builds_a_section(monkeypatch, tmp_path, tiny_result):
+    """The hook runs the quick study (here the tiny one, whose result the test above
+    checks and this one reuses) and lays out its section."""
     import widelab_kernels.study as study
 
+    calls = []
+
+    def run_tiny(cfg, progress=None):
+        calls.append(cfg)
+        return tiny_result
+
     monkeypatch.setattr(study.StudyConfig, "quick", staticmethod(lambda seed=0: TINY))
+    monkeypatch.setattr(study, "run_study", run_tiny)
     sec = command.report(ReportContext(quick=True, out_dir=tmp_path))
     assert "FC NTK accuracy" in sec.metrics
     assert np.isfinite(sec.metrics["NTK rel. error at widest"])
     assert any(kind == "figure" for kind, _ in sec.blocks)
+    assert calls == [TINY]
