@@ -13,6 +13,7 @@ from .empirical import (
 )
 from .inference import (
     Gaussian,
+    GradientDescentState,
     cross_entropy_loss_grad,
     gp_inference,
     gradient_descent,
@@ -31,6 +32,7 @@ from .regress import kernel_regression
 __version__ = "0.1.0"
 __all__ = [
     "Gaussian",
+    "GradientDescentState",
     "Kernel",
     "KernelError",
     "KernelFn",

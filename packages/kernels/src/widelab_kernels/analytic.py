@@ -255,7 +255,7 @@ class KernelFn:
 
     def _compute(self, x1, x2, names, mask_constant, pattern=None):
         compute_ntk = names is None or "ntk" in names
-        if isinstance(x1, list) or pattern is not None:
+        if isinstance(x1, list):
             k = self.kernel(
                 x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant, pattern=pattern
             )
@@ -265,10 +265,12 @@ class KernelFn:
         per_pair = spatial**2 if self.full_spatial else spatial
         b = tile_rows(x1.shape[0], n2, per_pair)
         if b is not None:
-            out = self._tiles(x1, x2, b, names, compute_ntk, mask_constant)
+            out = self._tiles(x1, x2, b, names, compute_ntk, mask_constant, pattern)
             if out is not None:
                 return _select(out, names)
-        k = self.kernel(x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant)
+        k = self.kernel(
+            x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant, pattern=pattern
+        )
         return _select(k, names)
 
     def _compute_flagged(self, x1, x2, names, mask_constant, pattern=None):
@@ -281,7 +283,7 @@ class KernelFn:
         ]
         return out, jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
 
-    def _tiles(self, x1, x2, b: int, names, compute_ntk: bool, mask_constant):
+    def _tiles(self, x1, x2, b: int, names, compute_ntk: bool, mask_constant, pattern=None):
         """The kernel assembled from ``b x b`` tiles computed one after another.
 
         Every kernel entry depends only on its own pair of examples, so the kernel can
@@ -289,8 +291,10 @@ class KernelFn:
         and peak memory is the output plus one tile. When ``x2`` is None only the
         tiles on and above the diagonal are computed (the diagonal ones as square
         kernels); the others are their mirror images. Per-example fields (``cov1``,
-        ``mask1``, ...) are taken from one tile per block. Returns ``None`` for
-        multi-output networks.
+        ``mask1``, ...) are taken from one tile per block. Graph patterns
+        ``(pattern1, pattern2)`` are cut into the same blocks as their inputs (with
+        ``x2`` None, ``pattern1`` serves both sides). Returns ``None`` for multi-output
+        networks.
         """
         n1 = x1.shape[0]
         n2 = n1 if x2 is None else x2.shape[0]
@@ -299,35 +303,48 @@ class KernelFn:
         rows_f = [f for f in ("cov1", "mask1") if f in wanted]
         cols_f = [f for f in ("cov2", "mask2") if f in wanted]
 
-        def blocks(x):
+        def blocks_of(x):
             m = -(-x.shape[0] // b)
             if m * b > x.shape[0]:  # pad with copies of a real example
                 fill = jnp.broadcast_to(x[:1], (m * b - x.shape[0], *x.shape[1:]))
                 x = jnp.concatenate([x, fill])
             return jnp.reshape(x, (m, b, *x.shape[1:]))
 
+        def blocks(x, p):
+            # (inputs, pattern) blocks; a None pattern stays None
+            return jax.tree_util.tree_map(blocks_of, (x, p))
+
+        def tile_kernel(a, c=None):
+            (xa, pa), (xc, pc) = a, (None, None) if c is None else c
+            pat = None if pa is None else (pa, pa if c is None else pc)
+            return self.kernel(
+                xa, xc, compute_ntk=compute_ntk, mask_constant=mask_constant, pattern=pat
+            )
+
         def run(fields):
             def fn(a, c=None):
-                k = self.kernel(a, c, compute_ntk=compute_ntk, mask_constant=mask_constant)
+                k = tile_kernel(a, c)
                 return {f: getattr(k, f) for f in fields if getattr(k, f) is not None}
 
             return fn
 
-        xs1 = blocks(x1)
-        m1 = xs1.shape[0]
-        template = jax.eval_shape(
-            lambda a: self.kernel(a, None, compute_ntk=compute_ntk, mask_constant=mask_constant),
-            xs1[0],
-        )
+        def block(xs, i):
+            return jax.tree_util.tree_map(lambda v: v[i], xs)
+
+        p1, p2 = (None, None) if pattern is None else pattern
+        xs1 = blocks(x1, p1)
+        m1 = xs1[0].shape[0]
+        template = jax.eval_shape(lambda a: tile_kernel(a), block(xs1, 0))
         if isinstance(template, list):
             return None
         out = {}
         if x2 is not None:
-            xs2 = blocks(x2)
-            m2 = xs2.shape[0]
+            xs2 = blocks(x2, p2)
+            m2 = xs2[0].shape[0]
             rows, cols = (jnp.asarray(i.ravel()) for i in np.indices((m1, m2)))
             tiles = jax.lax.map(
-                lambda ij: run(pair + rows_f + cols_f)(xs1[ij[0]], xs2[ij[1]]), (rows, cols)
+                lambda ij: run(pair + rows_f + cols_f)(block(xs1, ij[0]), block(xs2, ij[1])),
+                (rows, cols),
             )
             tiles = {f: jnp.reshape(t, (m1, m2, *t.shape[1:])) for f, t in tiles.items()}
             grid = {f: tiles[f] for f in pair}
@@ -339,7 +356,7 @@ class KernelFn:
             off = None
             if len(upper):
                 off = jax.lax.map(
-                    lambda ij: run(pair)(xs1[ij[0]], xs1[ij[1]]),
+                    lambda ij: run(pair)(block(xs1, ij[0]), block(xs1, ij[1])),
                     (jnp.asarray(upper), jnp.asarray(lower)),
                 )
             grid = {}
@@ -488,23 +505,26 @@ class KernelFn:
                 x1, x2, compute_ntk=compute_ntk, mask_constant=mask_constant, pattern=pattern
             )
             return _select(k, names)
-        if pattern is not None:
-            raise ValueError(
-                "kernel_fn: graph patterns are not supported with batch_size/max_tile_bytes "
-                "tiling; call kernel_fn(net) without them"
-            )
         if isinstance(x1, list):
             raise ValueError("kernel_fn: batch_size tiling takes one input array, not a list")
-        return self._tiled(x1, x2, names or ("nngp", "ntk"), compute_ntk, mask_constant)
+        return self._tiled(x1, x2, names or ("nngp", "ntk"), compute_ntk, mask_constant, pattern)
 
-    def _tile_fns(self, names: tuple[str, ...], compute_ntk: bool, mask_constant):
+    def _tile_fns(self, names: tuple[str, ...], compute_ntk: bool, mask_constant, graphs: bool):
         """``(block, square)`` tile functions, built once per ``(names, mask_constant)`` so
-        that ``pairwise_tiled`` finds its compiled rounds in its cache on later calls."""
-        key = (names, compute_ntk, mask_constant)
+        that ``pairwise_tiled`` finds its compiled rounds in its cache on later calls. With
+        ``graphs`` a tile's rows are ``(inputs, pattern)`` pairs."""
+        key = (names, compute_ntk, mask_constant, graphs)
         if key not in self._tile_cache:
 
             def block(a, b):
-                k = self.kernel(a, b, compute_ntk=compute_ntk, mask_constant=mask_constant)
+                pattern = None
+                if graphs:
+                    a, pa = a
+                    b, pb = (None, pa) if b is None else b
+                    pattern = (pa, pb)
+                k = self.kernel(
+                    a, b, compute_ntk=compute_ntk, mask_constant=mask_constant, pattern=pattern
+                )
                 if isinstance(k, list):
                     raise KernelError(self.net, "tiled evaluation needs a single-output network")
                 return {n: getattr(k, n) for n in names}
@@ -539,7 +559,7 @@ class KernelFn:
                     "check_finite=False) skips this check"
                 )
 
-    def _tiled(self, x1, x2, names, compute_ntk, mask_constant):
+    def _tiled(self, x1, x2, names, compute_ntk, mask_constant, pattern=None):
         from widelab_core.devices import pairwise_tiled
 
         bad = [n for n in names if n not in ("nngp", "ntk")]
@@ -548,8 +568,12 @@ class KernelFn:
         x1 = jnp.asarray(x1)
         x2 = None if x2 is None else jnp.asarray(x2)
         self._validate(x1, x2)
-        block, square = self._tile_fns(tuple(names), compute_ntk, mask_constant)
+        graphs = pattern is not None
+        block, square = self._tile_fns(tuple(names), compute_ntk, mask_constant, graphs)
         d = x1.ndim - 2
+        if graphs:  # each example's graph travels with it (x2 None: pattern1 on both sides)
+            x1 = (x1, jax.tree_util.tree_map(jnp.asarray, pattern[0]))
+            x2 = None if x2 is None else (x2, jax.tree_util.tree_map(jnp.asarray, pattern[1]))
         # Tiles are mirrored in host memory (NumPy), without a trip to the device. A
         # tile with two sets of spatial axes (the output keeps full spatial covariances)
         # swaps those too; pooled or diagonal-spatial outputs swap only the batch axes.

@@ -494,6 +494,29 @@ def empirical_nngp_fn(
     return nngp_fn
 
 
+def with_pattern(pattern, kwargs1, kwargs2, x2, who: str = "empirical kernel") -> tuple[dict, dict]:
+    """``kwargs1``/``kwargs2`` (``kwargs2`` None: ``kwargs1``) with the graphs
+    ``pattern=(pattern1, pattern2)`` added (``pattern`` None: unchanged)."""
+    kw1 = dict(kwargs1 or {})
+    kw2 = dict(kw1 if kwargs2 is None else kwargs2)
+    if pattern is None:
+        return kw1, kw2
+    if not isinstance(pattern, list | tuple) or len(pattern) != 2:
+        raise ValueError(
+            f"{who}: pattern must be a pair (pattern1, pattern2), got {type(pattern).__name__}"
+        )
+    p1, p2 = pattern
+    if p2 is None and x2 is None:
+        p2 = p1
+    if p1 is None or p2 is None:
+        raise ValueError(
+            f"{who}: pattern has one graph given and one None; give both, or "
+            "(pattern1, None) when x2 is None"
+        )
+    kw1["pattern"], kw2["pattern"] = p1, p2
+    return kw1, kw2
+
+
 def empirical_kernel_fn(
     apply_fn: ApplyFn,
     *,
@@ -512,15 +535,21 @@ def empirical_kernel_fn(
         vmap_axes: see :func:`empirical_ntk`.
 
     Returns:
-        ``f(x1, x2, get, params, kwargs1=None, kwargs2=None)``; ``get`` is ``"nngp"``,
-        ``"ntk"`` or a tuple of both (then a dict ``{"nngp": ..., "ntk": ...}``).
+        ``f(x1, x2, get, params, kwargs1=None, kwargs2=None, *, pattern=None)``; ``get``
+        is ``"nngp"``, ``"ntk"`` or a tuple of both (then a dict ``{"nngp": ...,
+        "ntk": ...}``). ``kwargs1``/``kwargs2``: keyword arguments of ``apply_fn`` on
+        ``x1``/``x2``; ``pattern=(pattern1, pattern2)`` (``(pattern1, None)`` when ``x2``
+        is None) adds ``pattern=pattern1``/``pattern2`` to them, the graphs of a network
+        with ``Aggregate`` layers, as ``kernel_fn`` takes them.
     """
     ntk_fn = empirical_ntk_fn(
         apply_fn, trace_axes, diagonal_axes, implementation=implementation, vmap_axes=vmap_axes
     )
 
-    def f(x1, x2, get, params, kwargs1=None, kwargs2=None):
+    def f(x1, x2, get, params, kwargs1=None, kwargs2=None, *, pattern=None):
         names = (get,) if isinstance(get, str) else tuple(get)
+        if pattern is not None:
+            kwargs1, kwargs2 = with_pattern(pattern, kwargs1, kwargs2, x2)
         out = {}
         for n in names:
             if n == "nngp":

@@ -62,7 +62,12 @@ from ._inference_utils import (
     _targets,
     _times,
 )
-from .inference_ode import cross_entropy_loss_grad, gradient_descent, mse_loss_grad
+from .inference_ode import (
+    GradientDescentState,
+    cross_entropy_loss_grad,
+    gradient_descent,
+    mse_loss_grad,
+)
 
 
 class Gaussian(NamedTuple):
@@ -577,6 +582,7 @@ def gradient_descent_mse_ensemble(
 
 __all__ = [
     "Gaussian",
+    "GradientDescentState",
     "cross_entropy_loss_grad",
     "gp_inference",
     "gradient_descent",

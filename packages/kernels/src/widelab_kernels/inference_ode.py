@@ -9,7 +9,7 @@ module, Novak et al. 2020): kernels ``(n, n)`` shared by the ``k`` output column
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +52,24 @@ def mse_loss_grad(fx: jax.Array, y: jax.Array) -> jax.Array:
         ``(fx - y) / y.size``, the ``loss_grad`` of :func:`gradient_descent`.
     """
     return (fx - y) / y.size
+
+
+class GradientDescentState(NamedTuple):
+    """The state of the (momentum) gradient-descent flow at some time(s).
+
+    Attributes:
+        fx_train: training-set outputs ``(n, k)`` (a leading axis per time).
+        fx_test: test-set outputs, or ``None`` when not computed.
+        velocity_train: ``d fx_train / dt`` in outputs per step (momentum only, else
+            ``None``).
+        velocity_test: ``d fx_test / dt`` (momentum and test outputs only, else
+            ``None``).
+    """
+
+    fx_train: Any
+    fx_test: Any = None
+    velocity_train: Any = None
+    velocity_test: Any = None
 
 
 #: Doubling windows tried for ``t=None`` before giving up (the last ends near 2**60 steps).
@@ -138,15 +156,20 @@ def gradient_descent(
             :func:`cross_entropy_loss_grad` or :func:`mse_loss_grad`.
 
     Returns:
-        ``predict(t, fx_train_0=0., fx_test_0=None, k_test_train=None)`` returning
+        ``predict(t, fx_train_0=0., fx_test_0=None, k_test_train=None, *,
+        velocity_train_0=None, velocity_test_0=None, return_state=False)`` returning
         ``fx_train_t`` or ``(fx_train_t, fx_test_t)`` when ``k_test_train`` is given;
         ``t`` a scalar or a 1-D non-decreasing array (a leading axis of the result), or
         ``None`` for the limit ``t -> inf`` (the end of training; an error when the flow
-        does not settle, see :func:`_steady_state`).
+        does not settle, see :func:`_steady_state`). With momentum the flow may start
+        moving: ``velocity_train_0``/``velocity_test_0`` are ``f'(0)`` in outputs per
+        step (default 0). ``return_state=True`` returns a :class:`GradientDescentState`
+        with the velocities too, so a flow stopped at ``t1`` and resumed from its state
+        for ``t2 - t1`` steps ends where one run to ``t2`` does.
 
     Raises:
-        ValueError: bad shapes, momentum out of range, negative or unsorted times, or
-            ``t=None`` on a flow without a limit.
+        ValueError: bad shapes, momentum out of range, negative or unsorted times,
+            ``t=None`` on a flow without a limit, or initial velocities without momentum.
 
     Example:
         >>> import jax.numpy as jnp
@@ -186,9 +209,25 @@ def gradient_descent(
         dv_te = None if kt is None else d_te - (1.0 - momentum) * v_te
         return (v_tr, v_te, dv_tr, dv_te)
 
-    def predict(t, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
+    def predict(
+        t,
+        fx_train_0=0.0,
+        fx_test_0=None,
+        k_test_train=None,
+        *,
+        velocity_train_0=None,
+        velocity_test_0=None,
+        return_state: bool = False,
+    ):
         if fx_test_0 is not None and k_test_train is None:
             raise ValueError("gradient_descent: fx_test_0 given without k_test_train")
+        if momentum is None and (velocity_train_0 is not None or velocity_test_0 is not None):
+            raise ValueError(
+                "gradient_descent: initial velocities were given but momentum is None "
+                "(plain gradient flow has no velocity state); give momentum or drop them"
+            )
+        if velocity_test_0 is not None and k_test_train is None:
+            raise ValueError("gradient_descent: velocity_test_0 given without k_test_train")
         ts = None if t is None else jnp.asarray(t, y.dtype)
         if ts is not None and ts.ndim > 1:
             raise ValueError(f"gradient_descent: t must be a scalar or 1-D, got shape {ts.shape}")
@@ -207,7 +246,13 @@ def gradient_descent(
             f_te = lay.flat(_outputs(ft0, (m, lay.k), y.dtype, "gradient_descent: fx_test_0"))
         state = (f_tr, f_te)
         if momentum is not None:
-            state = state + (jnp.zeros_like(f_tr), None if f_te is None else jnp.zeros_like(f_te))
+            what = "gradient_descent: velocity_train_0"
+            v_tr = lay.flat(_outputs(_or0(velocity_train_0), y.shape, y.dtype, what))
+            v_te = None
+            if f_te is not None:
+                what = "gradient_descent: velocity_test_0"
+                v_te = lay.flat(_outputs(_or0(velocity_test_0), (m, lay.k), y.dtype, what))
+            state = state + (v_tr, v_te)
         if ts is None:
             sol = _steady_state(make_rhs(kt), state, rtol, atol)
             pick = lambda a: a
@@ -219,12 +264,23 @@ def gradient_descent(
             first = jnp.searchsorted(grid, grid, side="left")
             sol = jax.tree_util.tree_map(lambda a: a[first], sol)
             pick = (lambda a: a[1]) if ts.ndim == 0 else (lambda a: a[1:])
-        out_tr = lay.unflat(pick(sol[0]))
+        out = [None if a is None else lay.unflat(pick(a)) for a in sol]
+        if return_state:
+            return GradientDescentState(*out)
         if kt is None:
-            return out_tr
-        return out_tr, lay.unflat(pick(sol[1]))
+            return out[0]
+        return out[0], out[1]
 
     return predict
 
 
-__all__ = ["cross_entropy_loss_grad", "gradient_descent", "mse_loss_grad"]
+def _or0(v):
+    return 0.0 if v is None else v
+
+
+__all__ = [
+    "GradientDescentState",
+    "cross_entropy_loss_grad",
+    "gradient_descent",
+    "mse_loss_grad",
+]

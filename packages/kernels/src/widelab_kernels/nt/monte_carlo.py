@@ -11,7 +11,7 @@ from .. import monte_carlo as _mc
 from ..analytic import _result_type
 from ._layer import StaxLayer
 from .batching import batch
-from .empirical import NtkImplementation, implementation_name
+from .empirical import NtkImplementation, implementation_name, split_kwargs
 
 
 def _axes(a) -> tuple[int, ...]:
@@ -52,9 +52,11 @@ def monte_carlo_kernel_fn(
         implementation: an :class:`NtkImplementation`.
 
     Returns:
-        ``kernel_fn(x1, x2=None, get=None)``: an array for ``get`` a string, a named
-        tuple for a tuple or ``None`` (``("nngp", "ntk")``); a generator of those for
-        an iterable ``n_samples``.
+        ``kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs)``: an array for ``get`` a
+        string, a named tuple for a tuple or ``None`` (``("nngp", "ntk")``); a generator
+        of those for an iterable ``n_samples``. ``apply_fn_kwargs`` go to ``apply_fn``
+        as in NT: a pair ``(a, b)`` gives ``a`` on ``x1`` and ``b`` on ``x2`` (e.g.
+        ``pattern=(pattern1, pattern2)`` for graph networks), anything else goes to both.
 
     Raises:
         ValueError: a count below 1.
@@ -91,9 +93,14 @@ def monte_carlo_kernel_fn(
         names = names_of(get)
         return _result_type(names)(*(values[n] for n in names))
 
-    def estimate(x1, x2=None, get=None):
+    def estimate(x1, x2=None, get=None, **apply_fn_kwargs):
         names = names_of(get)
-        out = inner(x1, x2, get=names)
+        if "rng" in apply_fn_kwargs:
+            raise TypeError("kernel_fn: rng is drawn for every sample; do not pass one")
+        kw1, kw2 = split_kwargs(apply_fn_kwargs, x2)
+        if x2 is None:
+            kw2 = kw1
+        out = inner(x1, x2, get=names, kwargs1=kw1, kwargs2=kw2)
         if not progressive:
             return shape(get, out)
         return {n: out[f"{n}_samples"] for n in names}
@@ -104,10 +111,11 @@ def monte_carlo_kernel_fn(
         )
     run = batch(estimate, batch_size, device_count, store_on_device)
 
-    def kernel_fn(x1, x2=None, get=None):
+    def kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs):
         if not progressive:
-            return run(x1, x2, get) if batch_size else estimate(x1, x2, get)
-        return _generator(estimate(x1, x2, get), counts, get, shape)
+            fn = run if batch_size else estimate
+            return fn(x1, x2, get, **apply_fn_kwargs)
+        return _generator(estimate(x1, x2, get, **apply_fn_kwargs), counts, get, shape)
 
     return kernel_fn
 

@@ -20,15 +20,21 @@ argument order, array layouts and return conventions onto it:
   ``get`` may also name ``"ntkgp"`` (NT 0.6.5 refuses it here; the finite-time NTK-GP
   follows from the linearised dynamics started at the NTK prior).
 * ``gradient_descent(loss, k_train_train, y_train, learning_rate, momentum,
-  trace_axes)`` returns ``predict_fn(t=None, fx_train_0=0., fx_test_0=None,
-  k_test_train=None)`` (finite ``t``; the ODE has no closed form at infinity).
+  trace_axes)`` returns ``predict_fn(t=None, fx_train_or_state_0=0., fx_test_0=None,
+  k_test_train=None)``; ``t=None`` is the end of training. Given an :class:`ODEState`
+  instead of outputs, it returns the :class:`ODEState` at ``t`` (outputs and, with
+  momentum, NT's auxiliary variables ``qx``), to inspect or resume the flow.
 * ``max_learning_rate(ntk_train_train, y_train_size=None, momentum=0., eps=1e-12)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from .. import inference as _inf
@@ -355,6 +361,30 @@ def _zipped(kept: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(d for s in kept for d in (s, s))
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class ODEState:
+    """The state of NT's gradient-descent flow (NT's ``predict.ODEState``).
+
+    Pass one as ``fx_train_or_state_0`` of ``gradient_descent``'s ``predict_fn`` to get
+    the state at ``t`` back (e.g. to resume training from it); ``ODEState(fx_train_0,
+    fx_test_0)`` starts from outputs at rest.
+
+    Attributes:
+        fx_train: training-set outputs (``None``: zeros).
+        fx_test: test-set outputs (``None``: not computed).
+        qx_train: with momentum, the velocity of ``fx_train`` in NT's units,
+            ``d fx / d(t sqrt(learning_rate))`` (``None``: zero; must be ``None``
+            without momentum).
+        qx_test: the same for ``fx_test``.
+    """
+
+    fx_train: Any = None
+    fx_test: Any = None
+    qx_train: Any = None
+    qx_test: Any = None
+
+
 def gradient_descent(
     loss,
     k_train_train,
@@ -375,15 +405,19 @@ def gradient_descent(
         trace_axes: axes of ``y_train`` the kernel is shared over.
 
     Returns:
-        ``predict_fn(t, fx_train_0=0., fx_test_0=None, k_test_train=None)`` giving
-        ``fx_train_t``, ``fx_test_t`` (when ``fx_train_0`` is ``None``) or both;
-        ``t`` a scalar or 1-D non-decreasing array of times, or ``None`` for the end of
-        training (``t -> inf``, found by integrating until the outputs settle; where
-        NT's solver may silently not converge, a flow without a limit is an error).
+        ``predict_fn(t, fx_train_or_state_0=0., fx_test_0=None, k_test_train=None)``
+        giving ``fx_train_t``, ``fx_test_t`` (when ``fx_train_or_state_0`` is ``None``)
+        or both; ``t`` a scalar or 1-D non-decreasing array of times, or ``None`` for
+        the end of training (``t -> inf``, found by integrating until the outputs
+        settle; where NT's solver may silently not converge, a flow without a limit is
+        an error). An :class:`ODEState` as ``fx_train_or_state_0`` gives the
+        :class:`ODEState` at ``t`` (``fx_test`` only when the state has one; ``qx_*``
+        only with momentum), as in NT.
 
     Raises:
         ValueError: ``t=None`` on a loss without a finite minimiser along the flow;
-            shapes that do not fit; both initial outputs ``None``.
+            shapes that do not fit; both initial outputs ``None``; an ``ODEState``
+            together with ``fx_test_0``, or with ``qx_*`` but no momentum.
 
     Example:
         >>> import jax.numpy as jnp
@@ -402,20 +436,61 @@ def gradient_descent(
         momentum=momentum,
     )
 
-    def predict_fn(t=None, fx_train_0=0.0, fx_test_0=None, k_test_train=None):
+    # NT integrates momentum in time t * sqrt(learning_rate): its qx are velocities per
+    # that unit; widelab's are per step.
+    per_step = None if momentum is None else math.sqrt(learning_rate)
+
+    def predict_fn(t=None, fx_train_or_state_0=0.0, fx_test_0=None, k_test_train=None):
+        state = fx_train_or_state_0 if isinstance(fx_train_or_state_0, ODEState) else None
+        q_tr = q_te = None
+        if state is not None:
+            if fx_test_0 is not None:
+                raise ValueError(
+                    "predict_fn: fx_test_0 must be None when an ODEState is given (the test "
+                    "outputs are its fx_test)"
+                )
+            if momentum is None and (state.qx_train is not None or state.qx_test is not None):
+                raise ValueError(
+                    "predict_fn: the ODEState has momentum variables qx_train/qx_test but "
+                    "gradient_descent was built with momentum=None"
+                )
+            fx_train_0, fx_test_0 = state.fx_train, state.fx_test
+            q_tr, q_te = state.qx_train, state.qx_test
+        else:
+            fx_train_0 = fx_train_or_state_0
         _both_none(fx_train_0, fx_test_0)
         _test_needs_kernel(fx_test_0, k_test_train)
         f0 = 0.0 if fx_train_0 is None else fx_train_0
         f0 = lay.flat(jnp.broadcast_to(f0, lay.y.shape))
+        kw = {"return_state": True}
+        if per_step is not None:
+            q = 0.0 if q_tr is None else q_tr
+            kw["velocity_train_0"] = per_step * lay.flat(jnp.broadcast_to(q, lay.y.shape))
+        kept = kt = None
         if fx_test_0 is None:
-            return lay.unflat(inner(t, f0), train_shape)
-        kept = tuple(jnp.shape(k_test_train)[0::2])
-        kt = lay.kernel(k_test_train, "k_test_train", rows_free=True)
-        ft0 = lay.flat(jnp.broadcast_to(fx_test_0, lay.full_shape(kept)))
-        tr, te = inner(t, f0, ft0, kt)
+            out = inner(t, f0, **kw)
+        else:
+            kept = tuple(jnp.shape(k_test_train)[0::2])
+            kt = lay.kernel(k_test_train, "k_test_train", rows_free=True)
+            ft0 = lay.flat(jnp.broadcast_to(fx_test_0, lay.full_shape(kept)))
+            if per_step is not None:
+                q = 0.0 if q_te is None else q_te
+                q = lay.flat(jnp.broadcast_to(q, lay.full_shape(kept)))
+                kw["velocity_test_0"] = per_step * q
+            out = inner(t, f0, ft0, kt, **kw)
+        tr = lay.unflat(out.fx_train, train_shape)
+        te = None if kept is None else lay.unflat(out.fx_test, kept)
+        if state is not None:
+            qs = [
+                None if v is None else lay.unflat(v / per_step, shape)
+                for v, shape in ((out.velocity_train, train_shape), (out.velocity_test, kept))
+            ]
+            return ODEState(tr, te, *qs)
+        if te is None:
+            return tr
         if fx_train_0 is None:
-            return lay.unflat(te, kept)
-        return lay.unflat(tr, train_shape), lay.unflat(te, kept)
+            return te
+        return tr, te
 
     return predict_fn
 
@@ -454,6 +529,7 @@ def max_learning_rate(
 
 __all__ = [
     "Gaussian",
+    "ODEState",
     "gp_inference",
     "gradient_descent",
     "gradient_descent_mse",
