@@ -136,8 +136,6 @@ def test_aggregate_errors():
         kernel_fn(net)(x, x, "nngp", pattern=(a, None))
     with pytest.raises(ValueError, match="pair"):
         kernel_fn(net)(x, None, "nngp", pattern=a)
-    with pytest.raises(ValueError, match="tiling"):
-        kernel_fn(net, batch_size=1)(x, None, "nngp", pattern=(a, None))
     with pytest.raises(KernelError, match="all pairs"):
         kernel_fn(L.Aggregate())(x, None, "nngp", diagonal_spatial=True, pattern=(a, None))
     with pytest.raises(KernelError, match="spatial axes"):

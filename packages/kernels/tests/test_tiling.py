@@ -55,7 +55,10 @@ def test_in_program_tiles_equal_the_whole_kernel(name, monkeypatch):
         monkeypatch.setattr(analytic, "TILE_MIN_ENTRIES", 1)
         monkeypatch.setattr(analytic, "TILE_ENTRIES", 9 * per_pair)
         assert analytic.tile_rows(shape[0], shape[0], per_pair) == 3
+        # A fresh kernel function: the cached one holds the untiled compiled programs.
+        monkeypatch.setattr(analytic, "_KERNEL_FNS", {})
         tiled = kernel_fn(net)
+        assert tiled is not kf
         got = [tiled(x1, b, get=g, mask_constant=mask) for b, g in calls]
         got_whole = [tiled(x1, b, mask_constant=mask) for b in (None, x2)]
     for g, w in zip(got + got_whole, want + want_whole):
