@@ -488,13 +488,17 @@ def _gain_metric(section: ReportSection, name: str, run, plain) -> None:
 
 def report(ctx: ReportContext):
     """Report hook: this package's sections (sampling, real images, approximate
-    inference). The approximate-inference section is computed in a second thread while
-    the sampling section compiles (XLA compiles without Python's global lock); the
-    sampler runs are timed only after it has finished."""
+    inference). The approximate-inference section (and in quick mode, where it times no
+    sampler, the image section) is computed in a second thread while the sampling
+    section compiles (XLA compiles without Python's global lock); the sampler runs are
+    timed only after that thread's work has finished."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        approx = pool.submit(approx_report.report, ctx)
-        sampling = bayes_report(ctx, wait_for=[approx])
-    return [sampling, image_report(ctx), approx.result()]
+        background = [pool.submit(approx_report.report, ctx)]
+        if ctx.quick:
+            background.append(pool.submit(image_report, ctx))
+        sampling = bayes_report(ctx, wait_for=background)
+        images = background[1].result() if ctx.quick else image_report(ctx)
+    return [sampling, images, background[0].result()]
 
 
 command = Command(
