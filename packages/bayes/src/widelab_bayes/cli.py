@@ -374,7 +374,9 @@ def bayes_report(ctx: ReportContext, *, wait_for: Sequence[Future] = ()) -> Repo
     # without the GIL) while the MMD study runs, then time the runs one at a time.
     jobs = [(m, w) for w in widths for m in methods]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        mmd = pool.submit(mmd_vs_width, k2, mmd_widths, (1, 2, 3), num_samples=mmd_samples)
+        mmd = pool.submit(
+            mmd_vs_width, k2, mmd_widths, (1, 2, 3), num_samples=mmd_samples, progress=ctx.bar
+        )
         bar = ctx.bar(total=len(jobs), desc="bayes: compiling sampler runs")
         for done in as_completed(
             [pool.submit(precompile, sample_bnn, k1, w, m, **cfg) for m, w in jobs]
