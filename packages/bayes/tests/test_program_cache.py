@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from widelab_bayes import (
     clear_program_cache,
+    precompile,
     program_cache_info,
     sample_ghmc,
     sample_pcn,
@@ -72,6 +73,33 @@ def test_cache_is_bounded(monkeypatch):
     assert info == {"compiles": 3, "hits": 1, "size": 2, "max_size": 2}
     clear_program_cache()
     assert program_cache_info() == {"compiles": 0, "hits": 0, "size": 0, "max_size": 2}
+
+
+def test_precompile_in_threads_compiles_without_running():
+    from concurrent.futures import ThreadPoolExecutor
+
+    clear_program_cache()
+    key, init = jax.random.key(0), jnp.ones(2)
+    ran = []
+
+    def driver(static, data):
+        out, _, compile_s = runs_module._timed(_tiny_program, static, key, init, data)
+        ran.append(static)
+        return out, compile_s
+
+    with ThreadPoolExecutor(2) as pool:
+        secs = list(pool.map(lambda s: precompile(driver, s, jnp.ones(2)), (5.0, 7.0)))
+    assert ran == [] and all(s > 0.0 for s in secs)  # compiled, stopped before running
+    assert program_cache_info()["compiles"] == 2
+    assert precompile(driver, 5.0, jnp.ones(2)) == 0.0  # already cached
+    assert precompile(lambda: None) is None  # no driver reached
+    data = jnp.full(2, 2.0)
+    n_backend = len(_BACKEND_COMPILES)
+    out, compile_s = driver(7.0, data)  # a normal call runs again
+    assert len(_BACKEND_COMPILES) == n_backend and compile_s == 0.0
+    np.testing.assert_array_equal(out, np.full(2, 9.0))
+    assert ran == [7.0]
+    clear_program_cache()
 
 
 def test_data_must_be_arrays():

@@ -27,7 +27,7 @@ from .rejection import (
     rejection_sample,
 )
 from .repriorise import Repriorised, spd_logdet_quad, tril_inverse
-from .runs import clear_program_cache, program_cache_info
+from .runs import clear_program_cache, precompile, program_cache_info
 from .samplers import (
     GHMCInfo,
     GHMCState,
@@ -60,6 +60,7 @@ __all__ = [
     "likelihood_bound",
     "marginal_likelihood_bound",
     "marginalised_rejection_sample",
+    "precompile",
     "program_cache_info",
     "median_heuristic",
     "mmd2_gaussians",

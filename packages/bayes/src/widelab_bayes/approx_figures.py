@@ -1,8 +1,25 @@
-"""Figures of the approximate-inference report section."""
+"""Figures of the report sections, drawn one at a time.
+
+Matplotlib is not thread-safe, and the report computes its sections in two threads:
+:func:`add_figure` draws and embeds a figure under one lock.
+"""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+
+_FIGURE_LOCK = threading.Lock()
+
+
+def add_figure(section, make, *args, caption: str = "") -> None:
+    """``section.figure(make(*args), caption)`` with no other figure drawn meanwhile."""
+    with _FIGURE_LOCK:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        section.figure(make(*args), caption)
 
 
 def _sw_figure(rows):

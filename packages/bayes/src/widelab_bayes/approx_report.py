@@ -17,7 +17,13 @@ import numpy as np
 from widelab_core.command import ReportContext, ReportSection
 
 from .approx_cli import configure
-from .approx_figures import _dropout_figure, _kl_figure, _successor_figure, _sw_figure
+from .approx_figures import (
+    _dropout_figure,
+    _kl_figure,
+    _successor_figure,
+    _sw_figure,
+    add_figure,
+)
 from .approx_studies import _episodes_cell, sw_variance_study
 
 __all__ = ["configure", "report", "sw_variance_study"]
@@ -69,7 +75,7 @@ def report(ctx: ReportContext) -> ReportSection:
         [(L, si, so, (si / so) ** 2, mi, mo) for L, si, so, mi, mo in rows],
     )
     if len(rows) > 1:
-        sec.figure(_sw_figure(rows), "Estimator std against projection count (d = 10)")
+        add_figure(sec, _sw_figure, rows, caption="Estimator std against projection count (d = 10)")
     l10 = next(r for r in rows if r[0] == 10)
     sec.metric(
         "SW orthogonal variance reduction (L=10, d=10)",
@@ -89,7 +95,7 @@ def report(ctx: ReportContext) -> ReportSection:
             "from N(theta, alpha theta^2) to the log-uniform prior, 1/2 E log(alpha^-1/2 + xi)^2 "
             "up to its infinite constant, against the sigmoid fit of Molchanov et al. (2017)."
         )
-        sec.figure(_kl_figure(la, exact, approx), "Exact KL vs sigmoid approximation")
+        add_figure(sec, _kl_figure, la, exact, approx, caption="Exact KL vs sigmoid approximation")
         sec.metric(
             "max |sigmoid KL - exact KL|",
             float(np.max(np.abs(approx - exact))),
@@ -174,7 +180,9 @@ def report(ctx: ReportContext) -> ReportSection:
         "while the first layer (one input unit) keeps a small p."
         + (" Quick mode: 2 hidden layers of width 16, 1500 Adam steps." if quick else "")
     )
-    sec.figure(_dropout_figure(study), "Learned dropout probability against dataset size")
+    add_figure(
+        sec, _dropout_figure, study, caption="Learned dropout probability against dataset size"
+    )
     sec.table(
         ["N"]
         + [f"p layer {j + 1}" for j in range(study.probabilities.shape[1])]
@@ -208,7 +216,9 @@ def report(ctx: ReportContext) -> ReportSection:
         "exploration's analytic median ceil(log 1/2 / log(1 - 2^-L)) and simulated "
         "epsilon-greedy Q-learning (epsilon = 0.1)."
     )
-    sec.figure(_successor_figure(su, "tree"), "Episodes to solve against tree depth (log-log)")
+    add_figure(
+        sec, _successor_figure, su, "tree", caption="Episodes to solve against tree depth (log-log)"
+    )
     sec.table(
         ["depth", "SU median", "epsilon-greedy median", "uniform median (analytic)"],
         [
@@ -238,7 +248,9 @@ def report(ctx: ReportContext) -> ReportSection:
             epsilon_max_size=6,
             seed=ctx.seed,
         )
-        sec.figure(_successor_figure(ds, "deepsea"), "Episodes to solve against Deep Sea size")
+        add_figure(
+            sec, _successor_figure, ds, "deepsea", caption="Episodes to solve against Deep Sea size"
+        )
         sec.metric(
             "successor uncertainties scaling exponent (Deep Sea)",
             ds.exponent,

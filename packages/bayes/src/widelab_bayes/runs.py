@@ -9,6 +9,7 @@ per-chain running moments (Welford) of the positions, never the draws themselves
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -151,6 +152,12 @@ def _check_init(init_positions, num_warmup, num_samples):
 CACHE_SIZE = 32
 _programs: OrderedDict[Hashable, Any] = OrderedDict()
 _stats = {"compiles": 0, "hits": 0}
+_lock = threading.Lock()  # guards _programs and _stats (precompile runs in threads)
+_local = threading.local()  # .compile_only: stop a driver once its run is compiled
+
+
+class _Compiled(Exception):
+    """Raised by :func:`_timed` under :func:`precompile` once the run is compiled."""
 
 
 def _signature(args) -> tuple:
@@ -166,7 +173,8 @@ def _timed(program, static, *args):
     not an array (the log density and projection functions, integer settings, flags);
     the arrays in ``args`` (keys, starting points, data, real-valued settings) are
     arguments of the compiled program, so calls that differ only in their values share
-    one executable. At most :data:`CACHE_SIZE` executables are kept.
+    one executable. At most :data:`CACHE_SIZE` executables are kept. Under
+    :func:`precompile` it stops (raises :class:`_Compiled`) before running.
 
     Returns:
         ``(outputs, run_seconds, compile_seconds)``; ``compile_seconds`` is 0 when the
@@ -180,21 +188,70 @@ def _timed(program, static, *args):
             )
     args = jax.tree.map(jnp.asarray, args)
     cache_key = (program, static, _signature(args))
-    compiled, compile_s = _programs.get(cache_key), 0.0
+    with _lock:
+        compiled, compile_s = _programs.get(cache_key), 0.0
+        if compiled is not None:
+            _stats["hits"] += 1
+            _programs.move_to_end(cache_key)
     if compiled is None:
         t0 = time.perf_counter()
         compiled = jax.jit(functools.partial(program, static)).lower(*args).compile()
         compile_s = time.perf_counter() - t0
-        _stats["compiles"] += 1
-        _programs[cache_key] = compiled
-        while len(_programs) > CACHE_SIZE:
-            _programs.popitem(last=False)
-    else:
-        _stats["hits"] += 1
-        _programs.move_to_end(cache_key)
+        with _lock:
+            _stats["compiles"] += 1
+            _programs[cache_key] = compiled
+            while len(_programs) > CACHE_SIZE:
+                _programs.popitem(last=False)
+    if getattr(_local, "compile_only", False):
+        raise _Compiled(compile_s)
     t1 = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     return out, time.perf_counter() - t1, compile_s
+
+
+def precompile(fn: Callable, /, *args, **kwargs) -> float | None:
+    """Compile the run that ``fn(*args, **kwargs)`` would make, without running it.
+
+    ``fn`` is a sampler driver (:func:`~widelab_bayes.sample_ghmc`,
+    :func:`~widelab_bayes.sample_blackjax`, :func:`~widelab_bayes.sample_pcn`,
+    :func:`~widelab_bayes.sample_elliptical_slice`) or a function that calls one, such as
+    :func:`~widelab_bayes.sample_bnn`. The call proceeds until its driver has compiled
+    (or found) its program in the cache of :func:`program_cache_info`, and stops there;
+    a later call with the same functions, integer settings and shapes runs at once.
+    XLA compiles without holding Python's global interpreter lock, so several runs
+    precompiled in threads compile in parallel, and the runs can then be made one at a
+    time so that their timings do not overlap. Results are those of an ordinary call.
+
+    Args:
+        fn: the driver or study function.
+        *args, **kwargs: its arguments (keys and other array values do not matter, only
+            their shapes).
+
+    Returns:
+        Seconds spent compiling (0.0 when the program was already cached), or ``None``
+        when ``fn`` returned without reaching a driver.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from widelab_bayes import sample_ghmc
+        >>> ld = lambda v: -0.5 * jnp.sum(v**2)
+        >>> s = precompile(sample_ghmc, jax.random.key(0), ld, jnp.zeros((2, 3)),
+        ...                num_warmup=5, num_samples=5)
+        >>> s >= 0.0
+        True
+        >>> sample_ghmc(jax.random.key(1), ld, jnp.ones((2, 3)), num_warmup=5,
+        ...             num_samples=5).compile_seconds
+        0.0
+    """
+    before = getattr(_local, "compile_only", False)
+    _local.compile_only = True
+    try:
+        fn(*args, **kwargs)
+    except _Compiled as done:
+        return float(done.args[0])
+    finally:
+        _local.compile_only = before
+    return None
 
 
 def program_cache_info() -> dict[str, int]:
@@ -217,13 +274,15 @@ def program_cache_info() -> dict[str, int]:
         >>> sorted(info)
         ['compiles', 'hits', 'max_size', 'size']
     """
-    return {**_stats, "size": len(_programs), "max_size": CACHE_SIZE}
+    with _lock:
+        return {**_stats, "size": len(_programs), "max_size": CACHE_SIZE}
 
 
 def clear_program_cache() -> None:
     """Drop every compiled sampler program and reset :func:`program_cache_info`'s counts."""
-    _programs.clear()
-    _stats.update(compiles=0, hits=0)
+    with _lock:
+        _programs.clear()
+        _stats.update(compiles=0, hits=0)
 
 
 def _bind(fn, data, has_data):

@@ -36,6 +36,7 @@ from .runs import (
     _welford,
     clear_program_cache,
     flat_logdensity,
+    precompile,
     program_cache_info,
 )
 
@@ -242,6 +243,7 @@ __all__ = [
     "flat_logdensity",
     "ghmc_init",
     "ghmc_step",
+    "precompile",
     "program_cache_info",
     "sample_blackjax",
     "sample_ghmc",
